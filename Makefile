@@ -1,0 +1,28 @@
+# The two front-door commands (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+# A CPU build of torch that installs from this machine's disk; override elsewhere, e.g.
+# `make test TORCH_SPEC=torch` for the platform's default build.
+TORCH_SPEC ?= torch==2.13.0
+EVO_NAS_DATA ?= $(abspath ../shared/data)
+export EVO_NAS_DATA
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $@
+
+.PHONY: setup demo test lint
+setup: $(VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/evo-nas run examples/table_demo.yaml --overwrite
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

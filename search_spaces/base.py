@@ -1,0 +1,132 @@
+"""The contract every genotype encoding fulfils, and the recurrent-cell module contract.
+
+A genotype is an immutable, hashable value that the space can turn to and from JSON. The
+engine, the surrogates and the trainer touch genotypes only through a :class:`SearchSpace`,
+so a new encoding is one subclass of it and nothing else.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+Genotype = Hashable
+
+
+class GenotypeError(ValueError):
+    """A malformed genotype; the message is one line naming the part that is wrong."""
+
+
+class RecurrentCell(nn.Module, abc.ABC):
+    """A recurrent cell hosting a motif, usable by any model (PTB LM, Petri dish).
+
+    ``forward(inputs, state, state_mask=None)`` takes ``inputs`` of shape
+    ``[T, B, input_size]`` and a tuple of ``state_size`` tensors ``[B, hidden_size]`` and
+    returns ``(outputs [T, B, hidden_size], new_state)``; ``outputs[t]`` is ``h_new_0`` at
+    step ``t``. ``state_mask`` (``[B, hidden_size]``, optional) multiplies every recurrent
+    state vector before it enters the cell at each step: variational dropout on the hidden
+    state, applied by the host model.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, state_size: int = 1) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.state_size = state_size
+
+    def init_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """The zero state for a batch."""
+        p = next(self.parameters(), None)
+        device = device if device is not None else (p.device if p is not None else None)
+        dtype = dtype if dtype is not None else (p.dtype if p is not None else torch.float32)
+        return tuple(
+            torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+            for _ in range(self.state_size)
+        )
+
+    @abc.abstractmethod
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        state: tuple[torch.Tensor, ...],
+        state_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Run the cell over a sequence."""
+
+
+class SearchSpace(abc.ABC):
+    """A genotype encoding: sampling, mutation, validation, canonical keys, tokens, cells.
+
+    Constructor keyword arguments are the space's options (from ``space.options`` in the
+    YAML). Randomness always comes from the ``rng`` argument (a ``numpy.random.Generator``),
+    never from global state, so a search is reproducible from its seed.
+    """
+
+    #: registry name of the space
+    name: str = ""
+
+    @abc.abstractmethod
+    def sample(self, rng: np.random.Generator) -> Genotype:
+        """A random valid genotype."""
+
+    @abc.abstractmethod
+    def mutate(self, genotype: Genotype, rng: np.random.Generator) -> Genotype:
+        """One local edit of ``genotype``: valid, and never the input itself."""
+
+    @abc.abstractmethod
+    def validate(self, obj: Any) -> Genotype:
+        """Parse a user-written genotype (JSON value, string or a built-in name).
+
+        Raises :class:`GenotypeError` with one line naming what is wrong.
+        """
+
+    @abc.abstractmethod
+    def key(self, genotype: Genotype) -> str:
+        """Canonical key: two encodings of the same cell get the same key."""
+
+    @abc.abstractmethod
+    def to_json(self, genotype: Genotype) -> Any:
+        """A JSON-serialisable value that :meth:`from_json` turns back into ``genotype``."""
+
+    def from_json(self, obj: Any) -> Genotype:
+        """Inverse of :meth:`to_json`."""
+        return self.validate(obj)
+
+    @abc.abstractmethod
+    def tokens(self, genotype: Genotype) -> list[str]:
+        """The genotype as a token sequence (for sequence encoders such as NAO)."""
+
+    @abc.abstractmethod
+    def vocabulary(self) -> list[str]:
+        """Every token :meth:`tokens` can produce."""
+
+    def from_tokens(self, tokens: Sequence[str]) -> Genotype:
+        """Inverse of :meth:`tokens`; raises :class:`GenotypeError` for an invalid sequence."""
+        raise NotImplementedError(f"space '{self.name}' cannot decode token sequences")
+
+    def equivalent_tokens(self, genotype: Genotype) -> list[list[str]]:
+        """Token sequences that encode the same cell (data augmentation for encoders)."""
+        return [self.tokens(genotype)]
+
+    @abc.abstractmethod
+    def build_cell(self, genotype: Genotype, input_size: int, hidden_size: int) -> RecurrentCell:
+        """A freshly initialised module computing the cell."""
+
+    def named(self) -> dict[str, Genotype]:
+        """Built-in genotypes usable by name wherever a genotype is accepted."""
+        return {}
+
+    def describe(self, genotype: Genotype) -> str:
+        """A short human-readable form for tables and logs."""
+        return str(self.to_json(genotype))
+
+    def graph(self, genotype: Genotype) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """The cell as a drawing: ``({node: label}, [(src, dst), ...])``."""
+        raise NotImplementedError(f"space '{self.name}' does not describe its cells as a graph")

@@ -1,0 +1,25 @@
+"""Everything that scores genotypes, and the registries that name them.
+
+Third-party packages add entries through the entry-point groups ``evo_nas.surrogates`` and
+``evo_nas.ground_truths``, or at run time with ``SURROGATES.register`` /
+``GROUND_TRUTHS.register``. A surrogate factory is called as ``factory(space=..., seed=...,
+**options)``; a ground-truth factory as ``factory(space=..., **options)``.
+"""
+
+from __future__ import annotations
+
+from search_spaces import Registry
+from surrogates.base import GroundTruth, Result, Surrogate, finite_targets
+
+SURROGATES = Registry(
+    "surrogate",
+    "evo_nas.surrogates",
+    {"random": "surrogates.random_surrogate:RandomSurrogate"},
+)
+GROUND_TRUTHS = Registry(
+    "ground truth",
+    "evo_nas.ground_truths",
+    {"table": "surrogates.table:TableGroundTruth"},
+)
+
+__all__ = ["GROUND_TRUTHS", "SURROGATES", "GroundTruth", "Result", "Surrogate", "finite_targets"]

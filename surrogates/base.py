@@ -1,0 +1,118 @@
+"""The two interfaces that score genotypes: surrogates (cheap, ordered) and ground truths.
+
+A surrogate has scikit-learn's estimator shape: constructor arguments are its config,
+``fit`` learns, ``predict`` returns rank-comparable values (lower = predicted better).
+A ground truth answers real objectives (lower is better) as :class:`Result` records; a
+diverged or failed evaluation is a result with objective ``inf``, never an exception.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from search_spaces import Genotype, SearchSpace
+
+Status = Literal["ok", "diverged", "failed"]
+STATUSES: tuple[str, ...] = ("ok", "diverged", "failed")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One ground-truth evaluation: objective (lower is better), status, cost and metrics."""
+
+    objective: float
+    status: Status = "ok"
+    cost_s: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got '{self.status}'")
+        if self.status != "ok" or not math.isfinite(self.objective):
+            # Anything not finite is a divergence unless it already failed; keep inf.
+            object.__setattr__(self, "objective", math.inf)
+            if self.status == "ok":
+                object.__setattr__(self, "status", "diverged")
+
+    @classmethod
+    def failed(cls, message: str, cost_s: float = 0.0) -> Result:
+        """A failed evaluation carrying its reason."""
+        return cls(math.inf, "failed", cost_s, {}, message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (inf written as the string 'inf')."""
+        d = asdict(self)
+        d["objective"] = self.objective if math.isfinite(self.objective) else "inf"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            float(d["objective"]),
+            d.get("status", "ok"),
+            float(d.get("cost_s", 0.0)),
+            dict(d.get("metrics", {})),
+            d.get("message", ""),
+        )
+
+
+class GroundTruth(abc.ABC):
+    """Real evaluation of genotypes (a trainer, a benchmark table)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    @abc.abstractmethod
+    def evaluate_one(self, genotype: Genotype) -> Result:
+        """Evaluate one genotype; must not raise for a bad cell (return a failed Result)."""
+
+    def evaluate(self, genotypes: Sequence[Genotype]) -> list[Result]:
+        """Evaluate several genotypes (in order)."""
+        return [self.evaluate_one(g) for g in genotypes]
+
+    def genotypes(self) -> list[Genotype]:
+        """Every genotype this ground truth can answer, for ground truths that are tables."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its genotypes")
+
+
+class Surrogate(abc.ABC):
+    """A cheap, rank-comparable predictor of the objective."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        self.space = space
+        self.seed = seed
+
+    @abc.abstractmethod
+    def fit(self, genotypes: Sequence[Genotype], objectives: Sequence[float]) -> Surrogate:
+        """Learn from ground-truth results; ``inf`` marks a diverged or failed cell."""
+
+    @abc.abstractmethod
+    def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        """Predicted objectives (only their order matters; lower = better)."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything learned, as a picklable dict."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def finite_targets(objectives: Sequence[float]) -> np.ndarray:
+    """Objectives with ``inf`` (diverged/failed) clipped to the worst finite value.
+
+    With no finite value at all every target is 0, so a surrogate learns "all equal".
+    """
+    y = np.asarray(objectives, dtype=float)
+    finite = np.isfinite(y)
+    worst = y[finite].max() if finite.any() else 0.0
+    return np.where(finite, y, worst)

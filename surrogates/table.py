@@ -1,0 +1,122 @@
+"""Ground truth read from a CSV or JSONL table of (genotype JSON, objective) rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from search_spaces import Genotype, GenotypeError, SearchSpace
+from surrogates.base import STATUSES, GroundTruth, Result
+
+
+class TableError(ValueError):
+    """A row of a ground-truth table that cannot be read; names the file and the row."""
+
+
+def _parse_genotype_cell(text: Any) -> Any:
+    """A CSV cell holds JSON; a bare string that is not JSON is taken as it is."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+class TableGroundTruth(GroundTruth):
+    """Answers objectives from a table file, for any registered space.
+
+    Columns (CSV header or JSONL keys): ``genotype`` (the space's JSON form, or a string the
+    space accepts), ``objective`` (float; ``inf``/empty for a diverged cell), optional
+    ``status`` (ok/diverged/failed) and ``cost_s`` (seconds the real evaluation took); other
+    numeric columns become metrics. ``delay_s`` sleeps on every answer, to replay a table as if
+    it were being trained (demos, executor benchmarks, kill-and-resume tests).
+    """
+
+    def __init__(self, space: SearchSpace, path: Path, delay_s: float = 0.0) -> None:
+        super().__init__(space)
+        self.path = Path(path)
+        self.delay_s = float(delay_s)
+        self._rows: dict[str, tuple[Genotype, Result]] = {}
+        self._load()
+
+    def _rows_raw(self) -> list[tuple[int, dict[str, Any]]]:
+        if not self.path.is_file():
+            raise TableError(f"{self.path}: file not found")
+        if self.path.suffix.lower() in (".jsonl", ".ndjson"):
+            rows = []
+            with self.path.open() as fh:
+                for n, line in enumerate(fh, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise TableError(f"{self.path} row {n}: invalid JSON ({e.msg})") from None
+                    if not isinstance(obj, dict):
+                        raise TableError(f"{self.path} row {n}: expected a JSON object")
+                    rows.append((n, obj))
+            return rows
+        with self.path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"genotype", "objective"} - set(reader.fieldnames or [])
+            if missing:
+                raise TableError(f"{self.path}: missing column(s) {', '.join(sorted(missing))}")
+            # row numbers count the header as row 1, as a spreadsheet shows them
+            return [(n, row) for n, row in enumerate(reader, start=2)]
+
+    def _load(self) -> None:
+        first_row: dict[str, int] = {}
+        for n, row in self._rows_raw():
+            where = f"{self.path} row {n}"
+            if "genotype" not in row or "objective" not in row:
+                raise TableError(f"{where}: needs 'genotype' and 'objective'")
+            try:
+                g = self.space.validate(_parse_genotype_cell(row["genotype"]))
+            except GenotypeError as e:
+                raise TableError(f"{where}: genotype: {e}") from None
+            status = str(row.get("status") or "ok")
+            if status not in STATUSES:
+                raise TableError(f"{where}: status '{status}' is not one of {', '.join(STATUSES)}")
+            raw = row["objective"]
+            try:
+                objective = math.inf if raw in ("", None) else float(raw)
+            except (TypeError, ValueError):
+                raise TableError(f"{where}: objective {raw!r} is not a number") from None
+            try:
+                cost = float(row.get("cost_s") or 0.0)
+            except (TypeError, ValueError):
+                raise TableError(f"{where}: cost_s {row.get('cost_s')!r} is not a number") from None
+            metrics = {}
+            for k, v in row.items():
+                if k in ("genotype", "objective", "status", "cost_s"):
+                    continue
+                try:
+                    metrics[k] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            key = self.space.key(g)
+            if key in first_row:
+                raise TableError(f"{where}: same cell as row {first_row[key]} (key {key})")
+            first_row[key] = n
+            self._rows[key] = (g, Result(objective, status, cost, metrics))  # type: ignore[arg-type]
+        if not self._rows:
+            raise TableError(f"{self.path}: no rows")
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def evaluate_one(self, genotype: Genotype) -> Result:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        hit = self._rows.get(self.space.key(genotype))
+        if hit is None:
+            return Result.failed(f"not in table {self.path.name}: {self.space.describe(genotype)}")
+        return hit[1]
+
+    def genotypes(self) -> list[Genotype]:
+        return [g for g, _ in self._rows.values()]
