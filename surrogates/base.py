@@ -12,6 +12,7 @@ import abc
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -69,6 +70,12 @@ class GroundTruth(abc.ABC):
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
+        self.workdir: Path | None = None
+
+    def attach(self, workdir: Path) -> None:
+        """Give the ground truth a folder of the run for its caches and checkpoints."""
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
 
     @abc.abstractmethod
     def evaluate_one(self, genotype: Genotype) -> Result:
