@@ -61,6 +61,46 @@ class RecurrentCell(nn.Module, abc.ABC):
         """Run the cell over a sequence."""
 
 
+class CellBatch(nn.Module, abc.ABC):
+    """M motifs run at once, each with its own weights: the batched form of a cell.
+
+    ``forward(inputs)`` takes ``inputs`` of shape ``[T, M, B, input_size]`` (motif ``m``
+    reads ``inputs[:, m]``), starts every motif from the zero state and returns the outputs
+    ``[T, M, B, hidden_size]`` (``h_new_0`` per step). Every parameter belongs to exactly one
+    motif, so the gradient of a sum of per-motif losses gives each motif its own gradient;
+    the Petri dish trains many motifs as one computation by relying on that, swapping the
+    parameters with :func:`torch.func.functional_call`.
+    """
+
+    def __init__(self, num_motifs: int, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.num_motifs = num_motifs
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+
+    @abc.abstractmethod
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Run every motif over its sequence from the zero state."""
+
+
+class StackedCells(CellBatch):
+    """The generic :class:`CellBatch`: one :class:`RecurrentCell` per motif, run in a loop."""
+
+    def __init__(self, cells: Sequence[RecurrentCell]) -> None:
+        if not cells:
+            raise ValueError("StackedCells needs at least one cell")
+        super().__init__(len(cells), cells[0].input_size, cells[0].hidden_size)
+        self.cells = nn.ModuleList(cells)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        batch = inputs.size(2)
+        outputs = [
+            cell(inputs[:, m], cell.init_state(batch, inputs.device, inputs.dtype))[0]
+            for m, cell in enumerate(self.cells)
+        ]
+        return torch.stack(outputs, dim=1)
+
+
 class SearchSpace(abc.ABC):
     """A genotype encoding: sampling, mutation, validation, canonical keys, tokens, cells.
 
@@ -118,6 +158,30 @@ class SearchSpace(abc.ABC):
     @abc.abstractmethod
     def build_cell(self, genotype: Genotype, input_size: int, hidden_size: int) -> RecurrentCell:
         """A freshly initialised module computing the cell."""
+
+    def build_cell_batch(
+        self,
+        genotypes: Sequence[Genotype],
+        input_size: int,
+        hidden_size: int,
+        seed: int | None = None,
+    ) -> CellBatch:
+        """A freshly initialised :class:`CellBatch` running ``genotypes`` at once.
+
+        With ``seed``, every motif's weights are drawn from the same seeded stream, so motifs
+        whose parameters have the same shapes start from equal weights (the Petri dish needs
+        differences to come from the motif, not the initialisation). This default stacks
+        :meth:`build_cell` cells and loops over them; spaces override it with a vectorised one.
+        """
+        cells = []
+        for g in genotypes:
+            if seed is None:
+                cells.append(self.build_cell(g, input_size, hidden_size))
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                cells.append(self.build_cell(g, input_size, hidden_size))
+        return StackedCells(cells)
 
     def named(self) -> dict[str, Genotype]:
         """Built-in genotypes usable by name wherever a genotype is accepted."""

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_spaces.base import GenotypeError, RecurrentCell, SearchSpace
+from search_spaces.base import CellBatch, GenotypeError, RecurrentCell, SearchSpace
 
 DartsGenotype = tuple[tuple[str, int], ...]
 
@@ -109,7 +109,9 @@ class DartsRNNSpace(SearchSpace):
         if not isinstance(items, (list, tuple)):
             raise GenotypeError("'nodes' must be a list")
         if len(items) != self.nodes:
-            raise GenotypeError(f"wrong length: {len(items)} nodes given, the space has {self.nodes}")
+            raise GenotypeError(
+                f"wrong length: {len(items)} nodes given, the space has {self.nodes}"
+            )
         return tuple(self._parse_node(i + 1, item) for i, item in enumerate(items))
 
     def to_json(self, genotype: DartsGenotype) -> str:
@@ -233,6 +235,20 @@ class DartsRNNSpace(SearchSpace):
     # -- cell ----------------------------------------------------------------------------------
     def build_cell(self, genotype: DartsGenotype, input_size: int, hidden_size: int) -> DartsCell:
         return DartsCell(genotype, self.output_nodes(genotype), input_size, hidden_size)
+
+    def build_cell_batch(
+        self,
+        genotypes: Sequence[DartsGenotype],
+        input_size: int,
+        hidden_size: int,
+        seed: int | None = None,
+    ) -> CellBatch:
+        """All ``genotypes`` as one vectorised :class:`DartsCellBatch` (see the base class)."""
+        # imported here: darts_rnn_batch builds on this module's activations
+        from search_spaces.darts_rnn_batch import DartsCellBatch
+
+        outputs = [self.output_nodes(g) for g in genotypes]
+        return DartsCellBatch(genotypes, outputs, input_size, hidden_size, seed)
 
 
 class DartsCell(RecurrentCell):

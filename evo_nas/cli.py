@@ -1,0 +1,93 @@
+"""The ``evo-nas`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from evo_nas.config import ConfigError
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="evo-nas")
+def main() -> None:
+    """Surrogate-assisted evolutionary search over recurrent-cell architectures."""
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory of that name.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(config: Path, overwrite: bool, quiet: bool) -> None:
+    """Run the search described by CONFIG (a search.yaml)."""
+    from evo_nas.engine import run_search
+
+    try:
+        best = run_search(config, overwrite=overwrite, progress=False if quiet else None)
+    except ConfigError as e:
+        _fail(str(e))
+    _print_best(best)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def resume(run_dir: Path, quiet: bool) -> None:
+    """Continue the run in RUN_DIR where it stopped."""
+    from evo_nas.engine import resume_search
+
+    try:
+        best = resume_search(run_dir, progress=False if quiet else None)
+    except ConfigError as e:
+        _fail(str(e))
+    _print_best(best)
+
+
+def _print_best(best: dict) -> None:
+    if not best:
+        click.echo("no finite result yet")
+        return
+    click.echo(
+        f"best objective {best['objective']:.6g} (evaluation {best['found_at_evaluation']} of "
+        f"{best['evaluations']}): {best['describe']}"
+    )
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--top", default=10, show_default=True, help="How many cells to list.")
+def show(run_dir: Path, top: int) -> None:
+    """Best cells and progress of the run in RUN_DIR, as tables."""
+    from evo_nas.report import progress_table, top_table
+
+    try:
+        click.echo(top_table(run_dir, top))
+        click.echo()
+        click.echo(progress_table(run_dir))
+    except (OSError, ValueError) as e:
+        _fail(f"{run_dir}: {e}")
+
+
+@main.command(name="list")
+def list_() -> None:
+    """Registered search spaces, surrogates and ground truths."""
+    from search_spaces import SPACES
+    from surrogates import GROUND_TRUTHS, SURROGATES
+
+    for title, reg in (
+        ("search spaces", SPACES),
+        ("surrogates", SURROGATES),
+        ("ground truths", GROUND_TRUTHS),
+    ):
+        click.echo(f"{title}: {', '.join(reg.names())}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

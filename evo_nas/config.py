@@ -1,0 +1,309 @@
+"""The search configuration: schema, defaults, validation and the components it names.
+
+Every error a user can make in a YAML file becomes a :class:`ConfigError` whose message is
+one line naming the key and the problem; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from search_spaces import SPACES, GenotypeError, SearchSpace, UnknownNameError
+from surrogates import GROUND_TRUTHS, SURROGATES, GroundTruth, Surrogate
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, described in one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(_Section):
+    """A registry entry by name, with the options passed to its constructor."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _name_only(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class SearchSection(_Section):
+    """How candidates are proposed."""
+
+    algorithm: Literal["regularized", "mu_plus_lambda", "random"] = "regularized"
+    population: PositiveInt = 20
+    sample: PositiveInt = 5
+    offspring: PositiveInt = 10
+    initial: list[Any] = Field(default_factory=list)
+    pool: bool = False
+    pool_options: dict[str, Any] = Field(default_factory=dict)
+    mutation_retries: PositiveInt = 20
+    max_stale_generations: PositiveInt = 50
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> SearchSection:
+        if self.algorithm == "regularized" and self.sample > self.population:
+            raise ValueError(
+                f"sample ({self.sample}) must not exceed population ({self.population})"
+            )
+        return self
+
+
+class SurrogateLoopSection(_Section):
+    """The outer loop of surrogate-assisted search (ignored with ``surrogate: none``)."""
+
+    warmup: PositiveInt = 10
+    generations: PositiveInt = 5
+    promote: PositiveInt = 5
+    explore: NonNegativeInt = 0
+
+
+class BudgetSection(_Section):
+    """When the search stops: ground-truth evaluations and/or wall time."""
+
+    evaluations: PositiveInt | None = 100
+    wall_time_s: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetSection:
+        if self.evaluations is None and self.wall_time_s is None:
+            raise ValueError("set evaluations, wall_time_s or both")
+        return self
+
+
+class ExecutionSection(_Section):
+    """Parallel ground-truth evaluation."""
+
+    n_jobs: PositiveInt = 1
+    threads_per_worker: PositiveInt | None = None
+
+
+class LoggingSection(_Section):
+    """What the run shows while it works."""
+
+    progress: bool = True
+
+
+class SearchConfig(_Section):
+    """A whole ``search.yaml``."""
+
+    name: str = "search"
+    output_dir: Path = Path("runs")
+    seed: int = 0
+    space: Component
+    ground_truth: Component
+    surrogate: Component | None = None
+    search: SearchSection = Field(default_factory=SearchSection)
+    surrogate_loop: SurrogateLoopSection = Field(default_factory=SurrogateLoopSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    execution: ExecutionSection = Field(default_factory=ExecutionSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+
+    _normalise_space = field_validator("space", "ground_truth", mode="before")(_name_only)
+
+    @field_validator("surrogate", mode="before")
+    @classmethod
+    def _surrogate_none(cls, value: Any) -> Any:
+        value = _name_only(value)
+        if value is None or (isinstance(value, dict) and value.get("name") in ("none", None)):
+            return None
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value or value in (".", ".."):
+            raise ValueError(f"'{value}' is not a plain directory name")
+        return value
+
+
+def _first_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    msg = e["msg"]
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif e["type"] == "missing":
+        msg = "missing required key"
+    else:
+        msg = msg.removeprefix("Value error, ")
+        if "input" in e and not isinstance(e["input"], (dict, list)):
+            msg += f" (got {e['input']!r})"
+    more = len(err.errors()) - 1
+    return f"{loc}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def parse_config(data: Any, base_dir: Path) -> SearchConfig:
+    """Validate a config mapping; relative paths are taken from ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError("config: the file must hold a mapping of keys to values")
+    try:
+        cfg = SearchConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_first_error(e)) from None
+    if not cfg.output_dir.is_absolute():
+        cfg.output_dir = (base_dir / cfg.output_dir).resolve()
+    for section in ("space", "ground_truth", "surrogate"):
+        comp = getattr(cfg, section)
+        if comp is not None:
+            comp.options = _resolve_paths(section, comp, base_dir)
+    return cfg
+
+
+def load_config(path: Path | str) -> SearchConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
+    return parse_config(data, path.parent.resolve())
+
+
+# -- components -------------------------------------------------------------------------------
+_REGISTRIES = {"space": SPACES, "ground_truth": GROUND_TRUTHS, "surrogate": SURROGATES}
+_INJECTED = {"self", "space", "seed"}
+
+
+def _factory(section: str, comp: Component) -> Any:
+    try:
+        return _REGISTRIES[section].get(comp.name)
+    except UnknownNameError as e:
+        raise ConfigError(f"{section}.name: {e}") from None
+
+
+def _option_fields(factory: Any) -> dict[str, tuple[Any, Any]] | None:
+    """pydantic fields from a constructor signature (None if it takes ``**kwargs``)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    sig = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable annotations: accept any value
+        hints = {}
+    fields: dict[str, tuple[Any, Any]] = {}
+    for name, p in sig.parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            return None
+        if name in _INJECTED or p.kind is p.VAR_POSITIONAL:
+            continue
+        default = ... if p.default is p.empty else p.default
+        fields[name] = (hints.get(name, Any), default)
+    return fields
+
+
+def _is_path(annotation: Any) -> bool:
+    if annotation is Path:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(a is Path for a in typing.get_args(annotation))
+    return False
+
+
+def _resolve_paths(section: str, comp: Component, base_dir: Path) -> dict[str, Any]:
+    fields = _option_fields(_factory(section, comp)) or {}
+    out = dict(comp.options)
+    for name, value in out.items():
+        if name in fields and _is_path(fields[name][0]) and isinstance(value, str):
+            p = Path(value).expanduser()
+            out[name] = str(p if p.is_absolute() else (base_dir / p).resolve())
+    return out
+
+
+def validated_options(section: str, comp: Component) -> dict[str, Any]:
+    """The component's options checked against its constructor's signature and types."""
+    factory = _factory(section, comp)
+    fields = _option_fields(factory)
+    if fields is None:
+        return dict(comp.options)
+    model = create_model(
+        f"{comp.name}_options",
+        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
+    try:
+        parsed = model.model_validate(comp.options)
+    except ValidationError as e:
+        raise ConfigError(f"{section}.options.{_first_error(e)}") from None
+    return {k: getattr(parsed, k) for k in comp.options}
+
+
+def _construct(section: str, comp: Component, **injected: Any) -> Any:
+    options = validated_options(section, comp)
+    try:
+        return _factory(section, comp)(**injected, **options)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{section}: {msg}") from None
+
+
+def build_space(cfg: SearchConfig) -> SearchSpace:
+    """The search space named by the config."""
+    return _construct("space", cfg.space)
+
+
+def build_ground_truth(cfg: SearchConfig, space: SearchSpace) -> GroundTruth:
+    """The ground truth named by the config, for ``space``."""
+    return _construct("ground_truth", cfg.ground_truth, space=space)
+
+
+def build_surrogate(cfg: SearchConfig, space: SearchSpace) -> Surrogate | None:
+    """The surrogate named by the config (None for evolution on the ground truth)."""
+    if cfg.surrogate is None:
+        return None
+    return _construct("surrogate", cfg.surrogate, space=space, seed=cfg.seed)
+
+
+def initial_genotypes(cfg: SearchConfig, space: SearchSpace) -> list[Any]:
+    """``search.initial`` parsed by the space (names such as DARTS_V2 are accepted)."""
+    out = []
+    for i, obj in enumerate(cfg.search.initial):
+        try:
+            out.append(space.validate(obj))
+        except GenotypeError as e:
+            raise ConfigError(f"search.initial[{i}]: {e}") from None
+    return out
+
+
+def config_to_dict(cfg: SearchConfig) -> dict[str, Any]:
+    """A plain, YAML-friendly dict of the resolved config."""
+    return cfg.model_dump(mode="json")
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Lines ``key: old -> new`` for every leaf that differs."""
+    diffs: list[str] = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, "<unset>"), new.get(k, "<unset>")
+        where = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, where + ".")
+        elif a != b:
+            diffs.append(f"{where}: {a!r} -> {b!r}")
+    return diffs

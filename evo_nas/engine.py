@@ -1,0 +1,495 @@
+"""The search loop: warm-up, surrogate fits, evolution, promotions, checkpoints, resume.
+
+The run advances in *steps* (a warm-up, one generation, one promotion). The state at the
+start of the current step (population, logbook, hall of fame, RNG states, surrogate state)
+is kept as the checkpoint's boundary, together with every ground-truth result so far, and
+the checkpoint is rewritten after each ground-truth evaluation and each step. A resumed run
+restores the boundary and replays the step: everything in it is deterministic given the
+boundary, and the evaluations it already made are cache hits, so it ends exactly as an
+uninterrupted run would (on CPU, with a fixed seed), with no evaluation repeated or lost.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from deap import tools
+from scipy.stats import kendalltau
+from tqdm import tqdm
+
+from evo_nas.config import (
+    ConfigError,
+    SearchConfig,
+    build_ground_truth,
+    build_space,
+    build_surrogate,
+    config_differences,
+    config_to_dict,
+    initial_genotypes,
+    load_config,
+    parse_config,
+)
+from evo_nas.evaluation import GroundTruthCache, Record, isolated_rng
+from evo_nas.evolution import (
+    Evolver,
+    genotype_of,
+    make_individual,
+    make_statistics,
+    same_key,
+)
+from evo_nas.rundir import RunDir
+from search_spaces import Genotype, SearchSpace
+
+CHECKPOINT_VERSION = 1
+HALL_OF_FAME_SIZE = 10
+
+
+def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:
+    try:
+        from search_spaces.pool import PoolSpace
+    except ImportError:
+        raise ConfigError("search.pool: pool mode is not available in this installation") from None
+    try:
+        return PoolSpace(space, members, **cfg.search.pool_options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"search.pool_options: {e}") from None
+
+
+class SearchEngine:
+    """One run of the search, bound to its run directory."""
+
+    def __init__(self, cfg: SearchConfig, run_dir: RunDir, progress: bool | None = None) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        space = build_space(cfg)
+        self.ground_truth = build_ground_truth(cfg, space)
+        if cfg.search.pool:
+            try:
+                members = self.ground_truth.genotypes()
+            except NotImplementedError:
+                raise ConfigError(
+                    f"search.pool: ground truth '{cfg.ground_truth.name}' cannot list its cells"
+                ) from None
+            space = _pool_space(cfg, space, members)
+        self.space = space
+        self.surrogate = build_surrogate(cfg, space)
+        self.initial = initial_genotypes(cfg, space)
+        self.show_progress = cfg.logging.progress if progress is None else progress
+        self.cache = GroundTruthCache(
+            space,
+            self.ground_truth,
+            cfg.budget.evaluations,
+            cfg.execution.n_jobs,
+            cfg.execution.threads_per_worker,
+            self._on_record,
+            self._out_of_time,
+        )
+        self.rng = np.random.default_rng(cfg.seed)
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.state: dict[str, Any] = {
+            "phase": "start",
+            "round": 0,
+            "generation": 0,
+            "gen_in_round": 0,
+            "population": [],
+            "round_seen": {},
+            "logbook": tools.Logbook(),
+            "hof": tools.HallOfFame(HALL_OF_FAME_SIZE, similar=same_key),
+            "stale": 0,
+            "reason": "",
+        }
+        self.evolver = Evolver(
+            space,
+            self.rng,
+            self._fitness,
+            self._taken,
+            cfg.search.sample,
+            cfg.search.mutation_retries,
+        )
+        self.events_written = 0
+        self._elapsed_before = 0.0
+        self._t0 = time.monotonic()
+        self._boundary = b""
+        self._bar: tqdm | None = None
+
+    # -- time and budget -------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self._elapsed_before + (time.monotonic() - self._t0)
+
+    def _out_of_time(self) -> bool:
+        limit = self.cfg.budget.wall_time_s
+        return limit is not None and self.elapsed() >= limit
+
+    # -- recording ---------------------------------------------------------------------------------
+    def _event(self, event: dict[str, Any]) -> None:
+        self.run_dir.append_event({**event, "elapsed_s": round(self.elapsed(), 3)})
+        self.events_written += 1
+
+    def _best_dict(self) -> dict[str, Any] | None:
+        best = self.cache.best()
+        if best is None:
+            return None
+        res = best["result"]
+        return {
+            "key": best["key"],
+            "genotype": best["genotype"],
+            "describe": self.space.describe(self.space.from_json(best["genotype"])),
+            "objective": res.objective,
+            "status": res.status,
+            "metrics": res.metrics,
+            "found_at_evaluation": best["index"],
+            "phase": best["phase"],
+            "round": best["round"],
+            "evaluations": len(self.cache.records),
+        }
+
+    def _on_record(self, record: Record) -> None:
+        res = record["result"]
+        self._event(
+            {
+                "event": "evaluation",
+                "index": record["index"],
+                "key": record["key"],
+                "genotype": record["genotype"],
+                "objective": res.objective,
+                "status": res.status,
+                "cost_s": res.cost_s,
+                "phase": record["phase"],
+                "round": record["round"],
+                "predicted": record["predicted"],
+                "message": res.message,
+            }
+        )
+        self.run_dir.append_evaluation(record)
+        ind = make_individual(self.space, self.space.from_json(record["genotype"]))
+        ind.fitness.values = (res.objective,)
+        self.state["hof"].update([ind])
+        best = self._best_dict()
+        if best is not None:
+            self.run_dir.write_best(best)
+        self._save_checkpoint()
+        if self._bar is not None:
+            self._bar.update(1)
+            if best is not None:
+                self._bar.set_postfix(best=f"{best['objective']:.4g}")
+
+    def _save_checkpoint(self) -> None:
+        self.run_dir.save_checkpoint(
+            {
+                "version": CHECKPOINT_VERSION,
+                "config": config_to_dict(self.cfg),
+                "boundary": self._boundary,
+                "records": self.cache.records,
+                "events_written": self.events_written,
+                "elapsed_s": self.elapsed(),
+            }
+        )
+
+    def _snapshot(self) -> None:
+        """Make the current state the boundary that a resume restarts from, and save it."""
+        boundary = {
+            **self.state,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": self.rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+            },
+            "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
+        }
+        self._boundary = pickle.dumps(boundary, protocol=4)
+        self._save_checkpoint()
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a checkpoint: boundary state, results, logs cut back to match."""
+        boundary = pickle.loads(checkpoint["boundary"])
+        rng = boundary.pop("rng")
+        surrogate_state = boundary.pop("surrogate")
+        self.state = boundary
+        random.setstate(rng["python"])
+        self.rng.bit_generator.state = rng["numpy"]
+        torch.set_rng_state(rng["torch"])
+        if self.surrogate is not None and surrogate_state is not None:
+            self.surrogate.load_state_dict(surrogate_state)
+        self.cache.load(checkpoint["records"])
+        self.events_written = checkpoint["events_written"]
+        self._elapsed_before = checkpoint["elapsed_s"]
+        self._t0 = time.monotonic()
+        self.run_dir.truncate_events(self.events_written)
+        self.run_dir.rewrite_evaluations(self.cache.records)
+        best = self._best_dict()
+        if best is not None:
+            self.run_dir.write_best(best)
+        self._boundary = checkpoint["boundary"]
+        self._event({"event": "resume", "evaluations": len(self.cache.records)})
+
+    # -- fitness sources ---------------------------------------------------------------------------
+    def _taken(self, key: str) -> bool:
+        return key in self.cache or key in self.state["round_seen"]
+
+    def _ground_truth_fitness(self, genotypes: list[Genotype], phase: str) -> list[float]:
+        results = self.cache.evaluate(genotypes, phase, self.state["round"])
+        return [math.nan if r is None else r.objective for r in results]
+
+    def _predict(self, genotypes: list[Genotype]) -> np.ndarray:
+        assert self.surrogate is not None
+        with isolated_rng(self.cfg.seed):
+            pred = np.asarray(self.surrogate.predict(genotypes), dtype=float)
+        return np.where(np.isnan(pred), np.inf, pred)
+
+    def _fitness(self, genotypes: list[Genotype]) -> list[float]:
+        if self.surrogate is None:
+            return self._ground_truth_fitness(genotypes, "evolve")
+        pred = self._predict(genotypes)
+        seen = self.state["round_seen"]
+        for g, p in zip(genotypes, pred):
+            seen[self.space.key(g)] = (g, float(p))
+        return [float(p) for p in pred]
+
+    def _fit_surrogate(self) -> None:
+        assert self.surrogate is not None
+        records = self.cache.records
+        genotypes = [self.space.from_json(r["genotype"]) for r in records]
+        objectives = [r["result"].objective for r in records]
+        start = time.perf_counter()
+        with isolated_rng(self.cfg.seed * 1_000_003 + self.state["round"]):
+            self.surrogate.fit(genotypes, objectives)
+        fit_s = time.perf_counter() - start
+        y = np.asarray(objectives)
+        finite = np.isfinite(y)
+        tau = None
+        if finite.sum() >= 3:
+            pred = self._predict([g for g, f in zip(genotypes, finite) if f])
+            tau = float(kendalltau(pred, y[finite]).statistic)
+        self._event(
+            {
+                "event": "fit",
+                "round": self.state["round"],
+                "n": len(records),
+                "fit_s": round(fit_s, 4),
+                "train_kendall_tau": tau,
+            }
+        )
+
+    # -- steps ----------------------------------------------------------------------------
+    def _log_generation(self, members: list[Any], new_evals: int) -> None:
+        st = self.state
+        best = self.cache.best()
+        row = {
+            "gen": st["generation"],
+            "round": st["round"],
+            "evals": new_evals,
+            "best": None if best is None else best["result"].objective,
+            **(make_statistics().compile(members) if members else {}),
+        }
+        st["logbook"].record(**row)
+        self._event({"event": "generation", **row})
+
+    def _start(self) -> None:
+        cfg, st = self.cfg, self.state
+        if self.surrogate is None and cfg.search.algorithm == "random":
+            st["phase"] = "evolve"
+            return
+        size = cfg.search.population if self.surrogate is None else cfg.surrogate_loop.warmup
+        chosen = [make_individual(self.space, g) for g in self.initial][:size]
+        chosen += self.evolver.random_unseen(size - len(chosen), {i.key for i in chosen})
+        phase = "evolve" if self.surrogate is None else "warmup"
+        values = self._ground_truth_fitness([genotype_of(i) for i in chosen], phase)
+        for ind, v in zip(chosen, values):
+            ind.fitness.values = (v,)
+        evaluated = [i for i in chosen if not math.isnan(i.fitness.values[0])]
+        if self.surrogate is None:
+            st["population"] = evaluated
+            self._log_generation(evaluated, len(evaluated))
+        else:
+            st["round"] = 1
+            self._fit_surrogate()
+            ranked = sorted(evaluated, key=lambda i: i.fitness.values[0])
+            population = ranked[: cfg.search.population]
+            population += self.evolver.random_unseen(
+                cfg.search.population - len(population), {i.key for i in population}
+            )
+            self._set_predicted_population(population)
+        st["phase"] = "evolve"
+
+    def _set_predicted_population(self, population: list[Any]) -> None:
+        st = self.state
+        st["round_seen"] = {}
+        for ind in population:
+            del ind.fitness.values
+        self.evolver.assign(population)
+        st["population"] = population
+        st["gen_in_round"] = 0
+
+    def _generation(self) -> None:
+        cfg, st = self.cfg, self.state
+        n_before = len(self.cache.records)
+        algo, n = cfg.search.algorithm, cfg.search.offspring
+        if algo == "regularized":
+            children = self.evolver.regularized_generation(
+                st["population"], n, cfg.search.population
+            )
+        elif algo == "mu_plus_lambda":
+            children = self.evolver.mu_plus_lambda_generation(st["population"], n)
+        else:
+            children = self.evolver.random_generation(n, set())
+        st["generation"] += 1
+        new_evals = len(self.cache.records) - n_before
+        self._log_generation(children if algo == "random" else st["population"], new_evals)
+        if self.surrogate is None:
+            st["stale"] = 0 if new_evals else st["stale"] + 1
+        else:
+            st["gen_in_round"] += 1
+            if st["gen_in_round"] >= cfg.surrogate_loop.generations:
+                st["phase"] = "promote"
+
+    def _promote(self) -> None:
+        cfg, st = self.cfg, self.state
+        ranked = sorted((p, k, g) for k, (g, p) in st["round_seen"].items() if k not in self.cache)
+        top = ranked[: cfg.surrogate_loop.promote]
+        chosen = [g for _, _, g in top]
+        predicted = [p for p, _, _ in top]
+        if cfg.surrogate_loop.explore:
+            extra = self.evolver.random_unseen(
+                cfg.surrogate_loop.explore, {self.space.key(g) for g in chosen}
+            )
+            extra_g = [genotype_of(i) for i in extra]
+            chosen += extra_g
+            predicted += [float(p) for p in self._predict(extra_g)] if extra_g else []
+        self._event(
+            {
+                "event": "promote",
+                "round": st["round"],
+                "keys": [self.space.key(g) for g in chosen],
+                "predicted": predicted,
+            }
+        )
+        n_before = len(self.cache.records)
+        self.cache.evaluate(chosen, "promote", st["round"], predicted)
+        new_evals = len(self.cache.records) - n_before
+        st["stale"] = 0 if new_evals else st["stale"] + 1
+        if self.cache.exhausted():
+            return
+        st["round"] += 1
+        self._fit_surrogate()
+        population = st["population"]
+        self._set_predicted_population(population)
+        st["phase"] = "evolve"
+
+    def _check_done(self) -> bool:
+        st = self.state
+        if self.cache.remaining() == 0:
+            st["reason"] = "evaluation budget spent"
+        elif self._out_of_time():
+            st["reason"] = "wall-time budget spent"
+        elif st["stale"] >= self.cfg.search.max_stale_generations:
+            st["reason"] = (
+                f"no unseen candidate in {st['stale']} consecutive steps (space exhausted?)"
+            )
+        else:
+            return False
+        st["phase"] = "done"
+        return True
+
+    # -- driver ---------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run (or continue) until a budget is spent; returns the best result."""
+        self.ground_truth.attach(self.run_dir.ground_truth_dir)
+        total = self.cfg.budget.evaluations
+        self._bar = tqdm(
+            total=total,
+            initial=len(self.cache.records),
+            desc="ground-truth evaluations",
+            unit="eval",
+            disable=not self.show_progress,
+        )
+        try:
+            while True:
+                if self.state["phase"] != "done" and self.state["phase"] != "start":
+                    self._check_done()
+                self._snapshot()
+                phase = self.state["phase"]
+                if phase == "done":
+                    break
+                if phase == "start":
+                    self._start()
+                elif phase == "evolve":
+                    self._generation()
+                else:
+                    self._promote()
+        finally:
+            self._bar.close()
+            self._bar = None
+        self._event({"event": "done", "reason": self.state["reason"]})
+        return self._best_dict() or {}
+
+
+def _run_dir_for(cfg: SearchConfig) -> RunDir:
+    return RunDir(Path(cfg.output_dir) / cfg.name)
+
+
+def start_run(
+    config: SearchConfig | dict[str, Any] | str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    base_dir: Path | None = None,
+) -> tuple[SearchEngine, RunDir]:
+    """Validate ``config``, build every component and create a fresh run directory."""
+    if isinstance(config, (str, Path)):
+        cfg = load_config(config)
+    elif isinstance(config, dict):
+        cfg = parse_config(config, Path(base_dir or Path.cwd()).resolve())
+    else:
+        cfg = config
+    run_dir = _run_dir_for(cfg)
+    if run_dir.exists() and not overwrite:
+        raise ConfigError(
+            f"name: run directory {run_dir.path} already exists "
+            "(use `evo-nas resume` to continue it, or --overwrite to start again)"
+        )
+    engine = SearchEngine(cfg, run_dir, progress)
+    run_dir.create(config_to_dict(cfg))
+    return engine, run_dir
+
+
+def run_search(
+    config: SearchConfig | dict[str, Any] | str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    base_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run a search from a config (path, dict or model); returns ``best.json``'s content."""
+    engine, _ = start_run(config, overwrite=overwrite, progress=progress, base_dir=base_dir)
+    return engine.run()
+
+
+def resume_search(run_dir: Path | str, progress: bool | None = None) -> dict[str, Any]:
+    """Continue a killed run; refuses when its config.yaml no longer matches the run's."""
+    rd = RunDir(Path(run_dir))
+    if not rd.config_path.exists():
+        raise ConfigError(f"{rd.path}: not a run directory (no config.yaml)")
+    current = parse_config(rd.read_config(), rd.path.resolve())
+    if not rd.checkpoint_path.exists():
+        engine = SearchEngine(current, rd, progress)
+        rd.create(config_to_dict(current))
+        return engine.run()
+    checkpoint = rd.load_checkpoint()
+    if checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise ConfigError(f"{rd.checkpoint_path}: written by an incompatible version")
+    diffs = config_differences(checkpoint["config"], config_to_dict(current))
+    if diffs:
+        raise ConfigError(
+            "config.yaml differs from the run's config, refusing to resume: " + "; ".join(diffs)
+        )
+    engine = SearchEngine(current, rd, progress)
+    engine.restore(checkpoint)
+    return engine.run()
