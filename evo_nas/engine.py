@@ -105,6 +105,7 @@ class SearchEngine:
             "hof": tools.HallOfFame(HALL_OF_FAME_SIZE, similar=same_key),
             "stale": 0,
             "reason": "",
+            "records_at_boundary": 0,
         }
         self.evolver = Evolver(
             space,
@@ -118,6 +119,7 @@ class SearchEngine:
         self._elapsed_before = 0.0
         self._t0 = time.monotonic()
         self._boundary = b""
+        self._replaying = False
         self._bar: tqdm | None = None
 
     # -- time and budget -------------------------------------------------------------------------
@@ -195,6 +197,7 @@ class SearchEngine:
 
     def _snapshot(self) -> None:
         """Make the current state the boundary that a resume restarts from, and save it."""
+        self.state["records_at_boundary"] = len(self.cache.records)
         boundary = {
             **self.state,
             "rng": {
@@ -228,11 +231,24 @@ class SearchEngine:
         if best is not None:
             self.run_dir.write_best(best)
         self._boundary = checkpoint["boundary"]
+        self._replaying = True
         self._event({"event": "resume", "evaluations": len(self.cache.records)})
 
     # -- fitness sources ---------------------------------------------------------------------------
     def _taken(self, key: str) -> bool:
-        return key in self.cache or key in self.state["round_seen"]
+        return self._known(key) or key in self.state["round_seen"]
+
+    def _known(self, key: str) -> bool:
+        """Evaluated before the current step began.
+
+        Decisions inside a step look only at results from before it, so that a replayed step
+        (whose own evaluations are already in the cache) decides exactly as the first try did.
+        """
+        record = self.cache.by_key.get(key)
+        return record is not None and record["index"] <= self.state["records_at_boundary"]
+
+    def _new_evaluations(self) -> int:
+        return len(self.cache.records) - self.state["records_at_boundary"]
 
     def _ground_truth_fitness(self, genotypes: list[Genotype], phase: str) -> list[float]:
         results = self.cache.evaluate(genotypes, phase, self.state["round"])
@@ -295,6 +311,8 @@ class SearchEngine:
     def _start(self) -> None:
         cfg, st = self.cfg, self.state
         if self.surrogate is None and cfg.search.algorithm == "random":
+            if self.initial:
+                self._ground_truth_fitness(list(self.initial), "evolve")
             st["phase"] = "evolve"
             return
         size = cfg.search.population if self.surrogate is None else cfg.surrogate_loop.warmup
@@ -330,7 +348,6 @@ class SearchEngine:
 
     def _generation(self) -> None:
         cfg, st = self.cfg, self.state
-        n_before = len(self.cache.records)
         algo, n = cfg.search.algorithm, cfg.search.offspring
         if algo == "regularized":
             children = self.evolver.regularized_generation(
@@ -341,7 +358,7 @@ class SearchEngine:
         else:
             children = self.evolver.random_generation(n, set())
         st["generation"] += 1
-        new_evals = len(self.cache.records) - n_before
+        new_evals = self._new_evaluations()
         self._log_generation(children if algo == "random" else st["population"], new_evals)
         if self.surrogate is None:
             st["stale"] = 0 if new_evals else st["stale"] + 1
@@ -352,7 +369,7 @@ class SearchEngine:
 
     def _promote(self) -> None:
         cfg, st = self.cfg, self.state
-        ranked = sorted((p, k, g) for k, (g, p) in st["round_seen"].items() if k not in self.cache)
+        ranked = sorted((p, k, g) for k, (g, p) in st["round_seen"].items() if not self._known(k))
         top = ranked[: cfg.surrogate_loop.promote]
         chosen = [g for _, _, g in top]
         predicted = [p for p, _, _ in top]
@@ -371,9 +388,8 @@ class SearchEngine:
                 "predicted": predicted,
             }
         )
-        n_before = len(self.cache.records)
         self.cache.evaluate(chosen, "promote", st["round"], predicted)
-        new_evals = len(self.cache.records) - n_before
+        new_evals = self._new_evaluations()
         st["stale"] = 0 if new_evals else st["stale"] + 1
         if self.cache.exhausted():
             return
@@ -412,9 +428,12 @@ class SearchEngine:
         )
         try:
             while True:
-                if self.state["phase"] != "done" and self.state["phase"] != "start":
-                    self._check_done()
-                self._snapshot()
+                if self._replaying:
+                    self._replaying = False  # the restored boundary is this step's start
+                else:
+                    if self.state["phase"] not in ("done", "start"):
+                        self._check_done()
+                    self._snapshot()
                 phase = self.state["phase"]
                 if phase == "done":
                     break

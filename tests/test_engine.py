@@ -1,0 +1,192 @@
+"""The search loop end to end on a table ground truth: files, dedup, budgets, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from evo_nas.cli import main
+from evo_nas.config import ConfigError
+from evo_nas.engine import resume_search, run_search
+from evo_nas.rundir import RunDir
+from search_spaces import get_space
+from surrogates import GROUND_TRUTHS, GroundTruth, Result
+
+
+def config(tmp_path, demo_table, **sections):
+    cfg = {
+        "name": "run",
+        "output_dir": str(tmp_path / "runs"),
+        "seed": 3,
+        "space": {"name": "darts_rnn", "options": {"nodes": 4}},
+        "ground_truth": {"name": "table", "options": {"path": str(demo_table)}},
+        "surrogate": "random",
+        "search": {"population": 8, "sample": 3, "offspring": 4},
+        "surrogate_loop": {"warmup": 6, "generations": 2, "promote": 3, "explore": 1},
+        "budget": {"evaluations": 24},
+    }
+    for k, v in sections.items():
+        cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
+    return cfg
+
+
+def table_min(demo_table):
+    import csv
+
+    with demo_table.open() as fh:
+        return min(float(r["objective"]) for r in csv.DictReader(fh))
+
+
+def test_surrogate_assisted_run_writes_the_run_directory(tmp_path, demo_table):
+    best = run_search(config(tmp_path, demo_table), progress=False)
+    rd = RunDir(tmp_path / "runs" / "run")
+    rows = rd.read_evaluations()
+    assert len(rows) == 24
+    assert len({r["key"] for r in rows}) == 24  # never twice
+    assert [int(r["index"]) for r in rows] == list(range(1, 25))
+    assert {r["phase"] for r in rows} == {"warmup", "promote"}
+    assert all(r["predicted"] for r in rows if r["phase"] == "promote")
+    objectives = [float(r["objective"]) for r in rows]
+    assert best["objective"] == min(objectives) == rd.read_best()["objective"]
+    assert rows[best["found_at_evaluation"] - 1]["key"] == best["key"]
+    events = rd.read_events()
+    kinds = {e["event"] for e in events}
+    assert {"evaluation", "generation", "fit", "promote", "done"} <= kinds
+    assert sum(e["event"] == "evaluation" for e in events) == 24
+    stored = yaml.safe_load(rd.config_path.read_text())
+    assert stored["surrogate"]["name"] == "random"
+    ckpt = pickle.loads(rd.checkpoint_path.read_bytes())
+    boundary = pickle.loads(ckpt["boundary"])
+    assert {"population", "logbook", "hof", "rng", "surrogate"} <= set(boundary)
+    assert {"python", "numpy", "torch"} == set(boundary["rng"])
+    assert len(ckpt["records"]) == 24
+    assert boundary["hof"][0].fitness.values[0] == best["objective"]
+
+
+@pytest.mark.parametrize("algorithm", ["regularized", "mu_plus_lambda", "random"])
+def test_evolution_on_the_ground_truth(tmp_path, demo_table, algorithm):
+    cfg = config(tmp_path, demo_table, surrogate="none", search={"algorithm": algorithm})
+    cfg["budget"] = {"evaluations": 40}
+    best = run_search(cfg, progress=False)
+    rd = RunDir(tmp_path / "runs" / "run")
+    rows = rd.read_evaluations()
+    assert len(rows) == 40 and len({r["key"] for r in rows}) == 40
+    gens = [e for e in rd.read_events() if e["event"] == "generation"]
+    assert gens and sum(g["evals"] for g in gens) == 40
+    assert best["objective"] < sorted(float(r["objective"]) for r in rows)[len(rows) // 2]
+
+
+def test_same_seed_same_run_and_parallel_equals_serial(tmp_path, demo_table):
+    runs = []
+    for name, jobs in (("a", 1), ("b", 1), ("c", 2)):
+        cfg = config(tmp_path, demo_table, name=name, execution={"n_jobs": jobs})
+        run_search(cfg, progress=False)
+        rows = RunDir(tmp_path / "runs" / name).read_evaluations()
+        runs.append([(r["key"], r["objective"], r["phase"]) for r in rows])
+    assert runs[0] == runs[1] == runs[2]
+    other = config(tmp_path, demo_table, name="d", seed=4)
+    run_search(other, progress=False)
+    assert [r["key"] for r in RunDir(tmp_path / "runs" / "d").read_evaluations()] != [
+        k for k, _, _ in runs[0]
+    ]
+
+
+def test_exhausted_space_stops_without_repeating(tmp_path):
+    space = get_space("darts_rnn", nodes=2)
+    cells = {}
+    for p in (0, 1):
+        for a in space.activations:
+            for b in space.activations:
+                g = ((a, 0), (b, p))
+                cells.setdefault(space.key(g), g)
+    table = tmp_path / "all.csv"
+    table.write_text(
+        "genotype,objective\n"
+        + "".join(f'"{space.to_json(g)}",{i}\n' for i, g in enumerate(cells.values()))
+    )
+    cfg = {
+        "name": "tiny",
+        "output_dir": str(tmp_path / "runs"),
+        "space": {"name": "darts_rnn", "options": {"nodes": 2}},
+        "ground_truth": {"name": "table", "options": {"path": str(table)}},
+        "search": {
+            "algorithm": "regularized",
+            "population": 4,
+            "sample": 2,
+            "offspring": 2,
+            "max_stale_generations": 5,
+        },
+        "budget": {"evaluations": 500},
+    }
+    best = run_search(cfg, progress=False)
+    rd = RunDir(tmp_path / "runs" / "tiny")
+    keys = [r["key"] for r in rd.read_evaluations()]
+    assert len(keys) == len(set(keys)) <= len(cells)
+    assert best["objective"] == 0.0 or len(keys) < len(cells)
+    done = [e for e in rd.read_events() if e["event"] == "done"]
+    assert "no unseen candidate" in done[-1]["reason"]
+
+
+class FlakyGroundTruth(GroundTruth):
+    """Raises on cells with a relu, diverges on cells with an identity, else 'trains'."""
+
+    def evaluate_one(self, genotype):
+        acts = [a for a, _ in genotype]
+        if "relu" in acts:
+            raise RuntimeError("CUDA error: pretend the cell crashed")
+        if "identity" in acts:
+            return Result(math.nan, cost_s=1.0)
+        return Result(10.0 + acts.count("tanh"), cost_s=1.0)
+
+
+def test_failures_and_divergence_are_recorded_not_raised(tmp_path, demo_table):
+    GROUND_TRUTHS.register("flaky", FlakyGroundTruth)
+    try:
+        cfg = config(tmp_path, demo_table, ground_truth={"name": "flaky", "options": {}})
+        run_search(cfg, progress=False)
+    finally:
+        GROUND_TRUTHS.unregister("flaky")
+    rows = RunDir(tmp_path / "runs" / "run").read_evaluations()
+    assert len(rows) == 24
+    statuses = {r["status"] for r in rows}
+    assert {"failed", "diverged"} <= statuses
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert all(r["objective"] == "inf" and "CUDA error" in r["message"] for r in failed)
+    assert all(r["objective"] == "inf" for r in rows if r["status"] == "diverged")
+
+
+def test_resume_with_changed_config_is_refused(tmp_path, demo_table):
+    cfg = config(tmp_path, demo_table)
+    run_search(cfg, progress=False)
+    rd = RunDir(tmp_path / "runs" / "run")
+    stored = yaml.safe_load(rd.config_path.read_text())
+    stored["budget"]["evaluations"] = 50
+    stored["search"]["offspring"] = 7
+    rd.config_path.write_text(yaml.safe_dump(stored))
+    with pytest.raises(ConfigError) as err:
+        resume_search(rd.path)
+    assert "budget.evaluations: 24 -> 50" in str(err.value)
+    assert "search.offspring: 4 -> 7" in str(err.value)
+    result = CliRunner().invoke(main, ["resume", str(rd.path)])
+    assert result.exit_code == 2 and "refusing to resume" in result.output
+
+
+def test_finished_run_resumes_to_the_same_answer(tmp_path, demo_table):
+    best = run_search(config(tmp_path, demo_table), progress=False)
+    rd = RunDir(tmp_path / "runs" / "run")
+    before = rd.evaluations_path.read_text()
+    assert resume_search(rd.path, progress=False) == best
+    assert rd.evaluations_path.read_text() == before
+
+
+def test_show_prints_best_cells_and_progress(tmp_path, demo_table):
+    run_search(config(tmp_path, demo_table), progress=False)
+    out = CliRunner().invoke(main, ["show", str(tmp_path / "runs" / "run"), "--top", "3"]).output
+    best = json.loads((tmp_path / "runs" / "run" / "best.json").read_text())
+    assert "best 3 of 24" in out and best["genotype"] in out
+    assert "finished: evaluation budget spent" in out

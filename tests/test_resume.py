@@ -1,0 +1,82 @@
+"""SIGKILL a real run at several points, resume it, and get exactly the uninterrupted result."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evo_nas.engine import run_search
+from evo_nas.rundir import RunDir
+
+
+def _rows(path: Path) -> int:
+    try:
+        return max(0, len(path.read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "evo_nas.cli", *args, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _kill_when(proc: subprocess.Popen, csv_path: Path, at_least: int) -> None:
+    deadline = time.monotonic() + 120
+    while _rows(csv_path) < at_least:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "run made no progress"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.parametrize(
+    "surrogate, algorithm",
+    [("random", "regularized"), ("none", "mu_plus_lambda")],
+)
+def test_kill_and_resume_equals_uninterrupted(tmp_path, demo_table, surrogate, algorithm):
+    cfg = {
+        "name": "killed",
+        "output_dir": str(tmp_path / "runs"),
+        "seed": 11,
+        "space": {"name": "darts_rnn", "options": {"nodes": 4}},
+        "ground_truth": {"name": "table", "options": {"path": str(demo_table), "delay_s": 0.04}},
+        "surrogate": surrogate,
+        "search": {"algorithm": algorithm, "population": 6, "sample": 3, "offspring": 3},
+        "surrogate_loop": {"warmup": 5, "generations": 2, "promote": 3, "explore": 1},
+        "budget": {"evaluations": 26},
+    }
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "runs" / "killed"
+    csv_path = run_dir / "evaluations.csv"
+
+    _kill_when(_cli("run", str(path)), csv_path, 3)  # during warm-up
+    for point in (11, 19):  # mid-search, at two later points
+        _kill_when(_cli("resume", str(run_dir)), csv_path, point)
+    done = _cli("resume", str(run_dir))
+    assert done.wait(timeout=180) == 0, done.stderr.read().decode()
+
+    reference = dict(cfg, name="reference")
+    reference["ground_truth"] = {"name": "table", "options": {"path": str(demo_table)}}
+    run_search(reference, progress=False)
+    ref = RunDir(tmp_path / "runs" / "reference")
+    got = RunDir(run_dir)
+    assert got.evaluations_path.read_text() == ref.evaluations_path.read_text()
+    assert got.read_best() == ref.read_best()
+    keys = [r["key"] for r in got.read_evaluations()]
+    assert len(keys) == 26 == len(set(keys))
+    events = got.read_events()
+    assert sum(e["event"] == "resume" for e in events) == 3
+    assert sum(e["event"] == "evaluation" for e in events) == 26
