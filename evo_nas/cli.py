@@ -63,16 +63,76 @@ def _print_best(best: dict) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--top", default=10, show_default=True, help="How many cells to list.")
-def show(run_dir: Path, top: int) -> None:
-    """Best cells and progress of the run in RUN_DIR, as tables."""
-    from evo_nas.report import progress_table, top_table
+@click.option("--plots", is_flag=True, help="Also write figures to RUN_DIR/plots/.")
+def show(run_dir: Path, top: int, plots: bool) -> None:
+    """Best cells and progress of the run in RUN_DIR, as tables (and figures)."""
+    from evo_nas.report import progress_table, top_table, write_run_plots
 
     try:
         click.echo(top_table(run_dir, top))
         click.echo()
         click.echo(progress_table(run_dir))
+        if plots:
+            for p in write_run_plots(run_dir):
+                click.echo(f"wrote {p}")
     except (OSError, ValueError) as e:
-        _fail(f"{run_dir}: {e}")
+        _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--top", default=5, show_default=True, help="How many cells to export.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default RUN_DIR/export).",
+)
+def export(run_dir: Path, top: int, out: Path | None) -> None:
+    """Write the TOP best genotypes as JSON, with a script that rebuilds them as modules."""
+    from evo_nas.report import export_top
+
+    try:
+        folder = export_top(run_dir, top, out)
+    except (OSError, ValueError, KeyError) as e:
+        _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+    click.echo(f"wrote {folder / 'top_cells.json'} and {folder / 'rebuild_cells.py'}")
+
+
+@main.group()
+def compare() -> None:
+    """Compare surrogates head to head (prediction quality, or whole searches)."""
+
+
+@compare.command(name="predict")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def compare_predict(config: Path, quiet: bool) -> None:
+    """Fit each surrogate on training sets of growing size; score them on one test set."""
+    from evo_nas.compare_predict import load_predict_config, run_predict_comparison
+
+    try:
+        out = run_predict_comparison(load_predict_config(config), progress=not quiet)
+    except ConfigError as e:
+        _fail(str(e))
+    click.echo((out / "summary.md").read_text())
+    click.echo(f"results in {out}")
+
+
+@compare.command(name="search")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def compare_search(config: Path, quiet: bool) -> None:
+    """Run one search configuration with each method and seed, under the same budget."""
+    from evo_nas.compare_search import load_search_compare, run_search_comparison
+
+    try:
+        cfg, base, base_dir = load_search_compare(config)
+        out = run_search_comparison(cfg, base, base_dir, progress=not quiet)
+    except ConfigError as e:
+        _fail(str(e))
+    click.echo((out / "summary.md").read_text())
+    click.echo(f"results in {out}")
 
 
 @main.command(name="list")

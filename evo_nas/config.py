@@ -155,36 +155,49 @@ def _first_error(err: ValidationError) -> str:
     return f"{loc}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
 
 
-def parse_config(data: Any, base_dir: Path) -> SearchConfig:
-    """Validate a config mapping; relative paths are taken from ``base_dir``."""
+def validate_model(model: type[BaseModel], data: Any) -> Any:
+    """``model.model_validate(data)`` with the first error as a one-line ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError("config: the file must hold a mapping of keys to values")
     try:
-        cfg = SearchConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_first_error(e)) from None
+
+
+def resolve_component(section: str, comp: Component | None, base_dir: Path) -> None:
+    """Make the component's path options absolute, relative to ``base_dir``."""
+    if comp is not None:
+        comp.options = _resolve_paths(section, comp, base_dir)
+
+
+def parse_config(data: Any, base_dir: Path) -> SearchConfig:
+    """Validate a config mapping; relative paths are taken from ``base_dir``."""
+    cfg = validate_model(SearchConfig, data)
     if not cfg.output_dir.is_absolute():
         cfg.output_dir = (base_dir / cfg.output_dir).resolve()
     for section in ("space", "ground_truth", "surrogate"):
-        comp = getattr(cfg, section)
-        if comp is not None:
-            comp.options = _resolve_paths(section, comp, base_dir)
+        resolve_component(section, getattr(cfg, section), base_dir)
     return cfg
 
 
-def load_config(path: Path | str) -> SearchConfig:
-    """Read and validate a YAML config file."""
+def read_yaml(path: Path | str) -> Any:
+    """The content of a YAML file; a missing file or bad syntax is a ConfigError."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
-    return parse_config(data, path.parent.resolve())
+
+
+def load_config(path: Path | str) -> SearchConfig:
+    """Read and validate a YAML search config."""
+    return parse_config(read_yaml(path), Path(path).parent.resolve())
 
 
 # -- components -------------------------------------------------------------------------------
@@ -254,7 +267,8 @@ def validated_options(section: str, comp: Component) -> dict[str, Any]:
     return {k: getattr(parsed, k) for k in comp.options}
 
 
-def _construct(section: str, comp: Component, **injected: Any) -> Any:
+def construct(section: str, comp: Component, **injected: Any) -> Any:
+    """Instantiate a component with validated options; any failure is a ConfigError."""
     options = validated_options(section, comp)
     try:
         return _factory(section, comp)(**injected, **options)
@@ -265,19 +279,19 @@ def _construct(section: str, comp: Component, **injected: Any) -> Any:
 
 def build_space(cfg: SearchConfig) -> SearchSpace:
     """The search space named by the config."""
-    return _construct("space", cfg.space)
+    return construct("space", cfg.space)
 
 
 def build_ground_truth(cfg: SearchConfig, space: SearchSpace) -> GroundTruth:
     """The ground truth named by the config, for ``space``."""
-    return _construct("ground_truth", cfg.ground_truth, space=space)
+    return construct("ground_truth", cfg.ground_truth, space=space)
 
 
 def build_surrogate(cfg: SearchConfig, space: SearchSpace) -> Surrogate | None:
     """The surrogate named by the config (None for evolution on the ground truth)."""
     if cfg.surrogate is None:
         return None
-    return _construct("surrogate", cfg.surrogate, space=space, seed=cfg.seed)
+    return construct("surrogate", cfg.surrogate, space=space, seed=cfg.seed)
 
 
 def initial_genotypes(cfg: SearchConfig, space: SearchSpace) -> list[Any]:

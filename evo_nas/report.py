@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from evo_nas.rundir import RunDir
+from evo_nas.rundir import RunDir, atomic_write_text
 
 
 def _objective(text: str) -> float:
@@ -56,3 +58,80 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
         f"ground-truth cost {cost:.1f} s; {state}"
     )
     return summary + "\n" + _table(["evaluations", "best so far"], body)
+
+
+def _space_of(run_dir: Path) -> Any:
+    from evo_nas.config import build_space, parse_config
+
+    rd = RunDir(run_dir)
+    return build_space(parse_config(rd.read_config(), rd.path.resolve()))
+
+
+def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
+    """best_so_far.png, refits.png and drawings of the ``top`` best cells, in RUN_DIR/plots."""
+    from evo_nas.compare_search import best_so_far
+    from evo_nas.plots import draw_cell, plot_best_so_far, plot_refits
+
+    rd = RunDir(run_dir)
+    out = rd.path / "plots"
+    paths = [plot_best_so_far({rd.path.name: [best_so_far(rd.path)]}, out / "best_so_far.png")]
+    rows = rd.read_evaluations()
+    points = [
+        (int(r["round"]), float(r["predicted"]), _objective(r["objective"]))
+        for r in rows
+        if r["predicted"] and math.isfinite(_objective(r["objective"]))
+    ]
+    paths.append(plot_refits(points, out / "refits.png"))
+    space = _space_of(run_dir)
+    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    for rank, r in enumerate(ranked, start=1):
+        g = space.from_json(json.loads(r["genotype"]))
+        title = f"#{rank}: objective {r['objective']} (evaluation {r['index']})"
+        paths.append(draw_cell(space, g, out / f"cell_{rank}.png", title))
+    return paths
+
+
+_SNIPPET = '''"""Rebuild the exported cells as torch modules (written by `evo-nas export`)."""
+
+import json
+from pathlib import Path
+
+from search_spaces import get_space
+
+space = get_space({name!r}, **{options!r})
+cells = json.loads((Path(__file__).parent / "top_cells.json").read_text())
+modules = {{
+    c["key"]: space.build_cell(space.from_json(c["genotype"]), input_size=32, hidden_size=32)
+    for c in cells
+}}
+
+if __name__ == "__main__":
+    for c in cells:
+        n = sum(p.numel() for p in modules[c["key"]].parameters())
+        print(f"#{{c['rank']}} objective {{c['objective']}}: {{n}} parameters at size 32")
+'''
+
+
+def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
+    """Write the ``top`` best genotypes (JSON) and a snippet that rebuilds them as modules."""
+    rd = RunDir(run_dir)
+    out = Path(out_dir) if out_dir is not None else rd.path / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = rd.read_evaluations()
+    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    cells = [
+        {
+            "rank": rank,
+            "key": r["key"],
+            "genotype": json.loads(r["genotype"]),
+            "objective": r["objective"] if r["objective"] == "inf" else float(r["objective"]),
+            "status": r["status"],
+            "evaluation": int(r["index"]),
+        }
+        for rank, r in enumerate(ranked, start=1)
+    ]
+    atomic_write_text(out / "top_cells.json", json.dumps(cells, indent=2))
+    space_cfg = rd.read_config()["space"]
+    snippet = _SNIPPET.format(name=space_cfg["name"], options=space_cfg.get("options") or {})
+    atomic_write_text(out / "rebuild_cells.py", snippet)
+    return out

@@ -1,0 +1,177 @@
+"""Figures people would rather look at than read: curves, scatters, cell drawings."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from search_spaces import Genotype, SearchSpace  # noqa: E402
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_metric_vs_size(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """One figure per metric: mean ± std over seeds against training-set size."""
+    metrics = [m for m in rows[0] if m in ("kendall_tau", "spearman_rho", "regret")]
+    metrics += [m for m in rows[0] if m.startswith("precision_top")]
+    paths = []
+    for metric in metrics:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in dict.fromkeys(r["surrogate"] for r in rows):
+            sizes = sorted({r["size"] for r in rows if r["surrogate"] == name})
+            vals = [
+                [r[metric] for r in rows if r["surrogate"] == name and r["size"] == n]
+                for n in sizes
+            ]
+            ax.errorbar(
+                sizes,
+                [np.mean(v) for v in vals],
+                yerr=[np.std(v) for v in vals],
+                marker="o",
+                capsize=3,
+                label=name,
+            )
+        ax.set_xscale("log")
+        ax.set_xticks(sorted({r["size"] for r in rows}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("training cells (N)")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend()
+        paths.append(_save(fig, out_dir / f"{metric}_vs_size.png"))
+    return paths
+
+
+def plot_prediction_scatter(rows: list[dict[str, Any]], truth: Sequence[float], path: Path) -> Path:
+    """Predicted against true objective, one panel per surrogate."""
+    n = max(1, len(rows))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
+    y = np.asarray(truth, dtype=float)
+    for ax, r in zip(axes[0], rows):
+        p = np.array([np.nan if v is None else v for v in r["predictions"]], dtype=float)
+        ax.scatter(y, p, s=6, alpha=0.5)
+        if y.min() > 0 and y.max() / y.min() > 10:
+            ax.set_xscale("log")
+        ax.set_title(f"{r['surrogate']} (N={r['size']}, tau={r['kendall_tau']:.2f})", fontsize=9)
+        ax.set_xlabel("true objective")
+        ax.set_ylabel("predicted")
+    return _save(fig, path)
+
+
+def plot_best_so_far(
+    curves: dict[str, list[np.ndarray]], path: Path, target: float | None = None
+) -> Path:
+    """Best objective found against ground-truth evaluations: mean and 95 % band per method."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, runs in curves.items():
+        length = max(len(c) for c in runs)
+        mat = np.full((len(runs), length), np.nan)
+        for i, c in enumerate(runs):
+            mat[i, : len(c)] = c
+            mat[i, len(c) :] = c[-1] if len(c) else np.nan
+        mat[~np.isfinite(mat)] = np.nan
+        mean = np.nanmean(mat, axis=0)
+        x = np.arange(1, length + 1)
+        line = ax.plot(x, mean, label=f"{label} ({len(runs)} runs)")[0]
+        if len(runs) > 1:
+            sem = np.nanstd(mat, axis=0, ddof=1) / math.sqrt(len(runs))
+            ax.fill_between(
+                x, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.2, color=line.get_color()
+            )
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.4g}")
+    ax.set_xlabel("ground-truth evaluations")
+    ax.set_ylabel("best objective so far")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_refits(points: list[tuple[int, float, float]], path: Path) -> Path:
+    """Predicted against true objective of promoted cells, coloured by surrogate refit."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    if points:
+        rounds = np.array([p[0] for p in points])
+        sc = ax.scatter(
+            [p[2] for p in points], [p[1] for p in points], c=rounds, cmap="viridis", s=14
+        )
+        fig.colorbar(sc, ax=ax, label="round (refit)")
+    else:
+        ax.text(0.5, 0.5, "no surrogate predictions in this run", ha="center", va="center")
+    ax.set_xlabel("true objective")
+    ax.set_ylabel("predicted")
+    ax.set_title("surrogate prediction vs ground truth")
+    return _save(fig, path)
+
+
+def _layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
+    depth = {n: 0 for n in nodes}
+    for _ in range(len(nodes)):
+        for a, b in edges:
+            depth[b] = max(depth[b], depth[a] + 1)
+    return depth
+
+
+def draw_cell(space: SearchSpace, genotype: Genotype, path: Path, title: str = "") -> Path:
+    """A drawing of the cell: graphviz when its ``dot`` is installed, matplotlib otherwise."""
+    labels, edges = space.graph(genotype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dot = shutil.which("dot")
+    if dot is not None:
+        src = ["digraph cell {", "rankdir=LR;", f'label="{title}";']
+        src += [f'"{n}" [label="{lab}"];' for n, lab in labels.items()]
+        src += [f'"{a}" -> "{b}";' for a, b in edges]
+        src.append("}")
+        done = subprocess.run(
+            [dot, "-Tpng", "-o", str(path)], input="\n".join(src), text=True, capture_output=True
+        )
+        if done.returncode == 0 and path.exists() and path.stat().st_size > 0:
+            return path
+    nodes = list(labels)
+    depth = _layers(nodes, edges)
+    columns: dict[int, list[str]] = {}
+    for n in nodes:
+        columns.setdefault(depth[n], []).append(n)
+    pos = {n: (d, (len(col) - 1) / 2 - i) for d, col in columns.items() for i, n in enumerate(col)}
+    width = max(4.0, 1.6 * (max(columns) + 1))
+    height = max(2.5, 0.9 * max(len(c) for c in columns.values()))
+    fig, ax = plt.subplots(figsize=(width, height))
+    for a, b in edges:
+        ax.annotate(
+            "",
+            xy=pos[b],
+            xytext=pos[a],
+            arrowprops={"arrowstyle": "->", "color": "0.4", "shrinkA": 14, "shrinkB": 14},
+        )
+    for n, (x, y) in pos.items():
+        ax.text(
+            x,
+            y,
+            labels[n],
+            ha="center",
+            va="center",
+            fontsize=8,
+            bbox={"boxstyle": "round", "fc": "#dbe9f6", "ec": "0.3"},
+        )
+    ax.set_xlim(-0.6, max(columns) + 0.6)
+    ax.set_ylim(min(p[1] for p in pos.values()) - 0.7, max(p[1] for p in pos.values()) + 0.7)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
