@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -94,10 +95,16 @@ class BudgetSection(_Section):
 
 
 class ExecutionSection(_Section):
-    """Parallel ground-truth evaluation."""
+    """Where and how ground-truth evaluations run."""
 
-    n_jobs: PositiveInt = 1
+    backend: Literal["local", "dask", "ray"] = "local"
+    workers: PositiveInt = 1
+    address: str | None = None
     threads_per_worker: PositiveInt | None = None
+    gpus_per_task: NonNegativeFloat = 0.0
+    retries: NonNegativeInt = 2
+    timeout_s: PositiveFloat | None = None
+    asynchronous: bool = False
 
 
 class LoggingSection(_Section):
@@ -122,6 +129,15 @@ class SearchConfig(_Section):
     logging: LoggingSection = Field(default_factory=LoggingSection)
 
     _normalise_space = field_validator("space", "ground_truth", mode="before")(_name_only)
+
+    @model_validator(mode="after")
+    def _async_needs_steady_state(self) -> SearchConfig:
+        if self.execution.asynchronous and self.search.algorithm == "mu_plus_lambda":
+            raise ValueError(
+                "execution.asynchronous works with regularized or random search, "
+                "not mu_plus_lambda (a generational algorithm)"
+            )
+        return self
 
     @field_validator("surrogate", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ uninterrupted run would (on CPU, with a fixed seed), with no evaluation repeated
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import random
 import time
@@ -36,7 +37,7 @@ from evo_nas.config import (
     load_config,
     parse_config,
 )
-from evo_nas.evaluation import GroundTruthCache, Record, isolated_rng
+from evo_nas.evaluation import Dispatcher, GroundTruthCache, Record, isolated_rng
 from evo_nas.evolution import (
     Evolver,
     genotype_of,
@@ -44,7 +45,9 @@ from evo_nas.evolution import (
     make_statistics,
     same_key,
 )
+from evo_nas.executors import make_executor
 from evo_nas.rundir import RunDir
+from evo_nas.steady_state import run_steady_state
 from search_spaces import Genotype, SearchSpace
 
 CHECKPOINT_VERSION = 1
@@ -83,16 +86,10 @@ class SearchEngine:
         self.initial = initial_genotypes(cfg, space)
         self.show_progress = cfg.logging.progress if progress is None else progress
         self.cache = GroundTruthCache(
-            space,
-            self.ground_truth,
-            cfg.budget.evaluations,
-            cfg.execution.n_jobs,
-            cfg.execution.threads_per_worker,
-            self._on_record,
-            self._out_of_time,
+            space, None, cfg.budget.evaluations, self._on_record, self._out_of_time
         )
         self.rng = np.random.default_rng(cfg.seed)
-        random.seed(cfg.seed)
+        self.py_rng = random.Random(cfg.seed)  # DEAP's operators draw from this one
         torch.manual_seed(cfg.seed)
         self.state: dict[str, Any] = {
             "phase": "start",
@@ -114,12 +111,14 @@ class SearchEngine:
             self._taken,
             cfg.search.sample,
             cfg.search.mutation_retries,
+            self.py_rng,
         )
         self.events_written = 0
         self._elapsed_before = 0.0
         self._t0 = time.monotonic()
         self._boundary = b""
         self._replaying = False
+        self._requeue: dict[str, dict[str, Any]] = {}
         self._bar: tqdm | None = None
 
     # -- time and budget -------------------------------------------------------------------------
@@ -190,6 +189,7 @@ class SearchEngine:
                 "config": config_to_dict(self.cfg),
                 "boundary": self._boundary,
                 "records": self.cache.records,
+                "in_flight": self.cache.in_flight,
                 "events_written": self.events_written,
                 "elapsed_s": self.elapsed(),
             }
@@ -201,7 +201,7 @@ class SearchEngine:
         boundary = {
             **self.state,
             "rng": {
-                "python": random.getstate(),
+                "python": self.py_rng.getstate(),
                 "numpy": self.rng.bit_generator.state,
                 "torch": torch.get_rng_state(),
             },
@@ -216,7 +216,7 @@ class SearchEngine:
         rng = boundary.pop("rng")
         surrogate_state = boundary.pop("surrogate")
         self.state = boundary
-        random.setstate(rng["python"])
+        self.py_rng.setstate(rng["python"])
         self.rng.bit_generator.state = rng["numpy"]
         torch.set_rng_state(rng["torch"])
         if self.surrogate is not None and surrogate_state is not None:
@@ -232,7 +232,13 @@ class SearchEngine:
             self.run_dir.write_best(best)
         self._boundary = checkpoint["boundary"]
         self._replaying = True
+        self._requeue = dict(checkpoint.get("in_flight", {}))
         self._event({"event": "resume", "evaluations": len(self.cache.records)})
+        if self._requeue:
+            self._event({"event": "requeue", "keys": sorted(self._requeue)})
+
+    def _on_retry(self, key: str, attempt: int, reason: str) -> None:
+        self._event({"event": "retry", "key": key, "attempt": attempt, "reason": reason})
 
     # -- fitness sources ---------------------------------------------------------------------------
     def _taken(self, key: str) -> bool:
@@ -244,6 +250,8 @@ class SearchEngine:
         Decisions inside a step look only at results from before it, so that a replayed step
         (whose own evaluations are already in the cache) decides exactly as the first try did.
         """
+        if self.cfg.execution.asynchronous:  # no replay: everything known or running counts
+            return key in self.cache or key in self.cache.in_flight
         record = self.cache.by_key.get(key)
         return record is not None and record["index"] <= self.state["records_at_boundary"]
 
@@ -418,6 +426,21 @@ class SearchEngine:
     def run(self) -> dict[str, Any]:
         """Run (or continue) until a budget is spent; returns the best result."""
         self.ground_truth.attach(self.run_dir.ground_truth_dir)
+        execution = self.cfg.execution
+        executor = make_executor(execution)
+        cores = os.cpu_count() or 1
+        threads = execution.threads_per_worker or (
+            max(1, cores // executor.workers) if executor.workers > 1 else None
+        )
+        self.cache.dispatcher = Dispatcher(
+            executor,
+            self.ground_truth,
+            threads,
+            execution.retries,
+            execution.timeout_s,
+            self._on_retry,
+        )
+        self.workers = executor.workers
         total = self.cfg.budget.evaluations
         self._bar = tqdm(
             total=total,
@@ -427,7 +450,9 @@ class SearchEngine:
             disable=not self.show_progress,
         )
         try:
-            while True:
+            if execution.asynchronous:
+                run_steady_state(self)
+            while not execution.asynchronous:
                 if self._replaying:
                     self._replaying = False  # the restored boundary is this step's start
                 else:
@@ -446,6 +471,7 @@ class SearchEngine:
         finally:
             self._bar.close()
             self._bar = None
+            executor.close()
         self._event({"event": "done", "reason": self.state["reason"]})
         return self._best_dict() or {}
 

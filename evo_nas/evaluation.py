@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -11,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
 
+from evo_nas.executors import Executor, WorkerLost, resolve_shared
 from search_spaces import Genotype, SearchSpace
 from surrogates import GroundTruth, Result
 
@@ -38,9 +37,13 @@ def isolated_rng(seed: int | None = None):
 
 
 def _evaluate_guarded(gt: GroundTruth, genotype: Genotype, threads: int | None) -> Result:
-    """One evaluation that never raises: an exception becomes a failed Result."""
+    """One evaluation that never raises: an exception becomes a failed Result.
+
+    CUDA running out of memory is a failure like any other, with its message kept.
+    """
     if threads is not None:
         torch.set_num_threads(threads)
+    gt = resolve_shared(gt)
     start = time.perf_counter()
     try:
         with isolated_rng():
@@ -51,36 +54,103 @@ def _evaluate_guarded(gt: GroundTruth, genotype: Genotype, threads: int | None) 
 
 
 Record = dict[str, Any]
+RetryHook = Callable[[str, int, str], None]
+
+
+class Dispatcher:
+    """Evaluations in flight on an executor, with retries and per-evaluation time limits.
+
+    An evaluation whose worker dies, or that runs past ``timeout_s``, is submitted again up to
+    ``retries`` times (``on_retry`` is told each time), then becomes a failed Result.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        ground_truth: GroundTruth,
+        threads: int | None,
+        retries: int,
+        timeout_s: float | None,
+        on_retry: RetryHook,
+    ) -> None:
+        self.executor = executor
+        self.gt_handle = executor.share(ground_truth)
+        self.threads = threads
+        self.retries = retries
+        self.timeout_s = timeout_s
+        self.on_retry = on_retry
+        self._flight: dict[str, tuple[Any, Genotype, int, float]] = {}
+
+    def submit(self, token: str, genotype: Genotype, attempt: int = 1) -> None:
+        handle = self.executor.submit(_evaluate_guarded, self.gt_handle, genotype, self.threads)
+        self._flight[token] = (handle, genotype, attempt, time.monotonic())
+
+    def pending(self) -> list[str]:
+        """Tokens of the evaluations in flight."""
+        return list(self._flight)
+
+    def _lost(self, token: str, reason: str) -> Result | None:
+        handle, genotype, attempt, _ = self._flight.pop(token)
+        if attempt <= self.retries:
+            self.on_retry(token, attempt, reason)
+            self.submit(token, genotype, attempt + 1)
+            return None
+        return Result.failed(f"{reason} (after {attempt} attempts)")
+
+    def collect(self, poll_s: float = 0.2) -> list[tuple[str, Result]]:
+        """Evaluations that finished (waiting up to ``poll_s``), as (token, result)."""
+        if not self._flight:
+            return []
+        by_handle = {id(h): t for t, (h, _, _, _) in self._flight.items()}
+        done = self.executor.wait([h for h, _, _, _ in self._flight.values()], poll_s)
+        out: list[tuple[str, Result]] = []
+        for handle in done:
+            token = by_handle[id(handle)]
+            try:
+                result = self.executor.outcome(handle)
+            except WorkerLost as e:
+                result = self._lost(token, f"worker lost: {e}")
+                if result is None:
+                    continue
+            else:
+                self._flight.pop(token)
+            out.append((token, result))
+        if self.timeout_s is not None:
+            now = time.monotonic()
+            for token, (handle, _, _, started) in list(self._flight.items()):
+                if now - started > self.timeout_s:
+                    self.executor.cancel(handle)
+                    result = self._lost(token, f"time limit of {self.timeout_s:g} s exceeded")
+                    if result is not None:
+                        out.append((token, result))
+        return out
 
 
 class GroundTruthCache:
     """Every ground-truth result of a run, keyed by canonical genotype key.
 
     A key is never evaluated twice; new evaluations stop when the count budget is spent or
-    ``deadline()`` says the wall-time budget is over. ``on_record`` is called after each new
-    result, in submission order, so the run directory and checkpoint follow every evaluation.
+    ``out_of_time()`` says the wall-time budget is over. ``on_record`` is called after each
+    new result so the run directory and checkpoint follow every evaluation. ``in_flight``
+    holds what was submitted and not yet recorded, so a resumed run can re-queue it.
     """
 
     def __init__(
         self,
         space: SearchSpace,
-        ground_truth: GroundTruth,
+        dispatcher: Dispatcher,
         max_evaluations: int | None,
-        n_jobs: int,
-        threads_per_worker: int | None,
         on_record: Callable[[Record], None],
         out_of_time: Callable[[], bool],
     ) -> None:
         self.space = space
-        self.ground_truth = ground_truth
+        self.dispatcher = dispatcher
         self.max_evaluations = max_evaluations
-        self.n_jobs = n_jobs
-        cores = os.cpu_count() or 1
-        self.threads = threads_per_worker or (max(1, cores // n_jobs) if n_jobs > 1 else None)
         self.on_record = on_record
         self.out_of_time = out_of_time
         self.records: list[Record] = []
         self.by_key: dict[str, Record] = {}
+        self.in_flight: dict[str, dict[str, Any]] = {}
 
     def load(self, records: list[Record]) -> None:
         """Restore the records of a checkpoint."""
@@ -91,22 +161,44 @@ class GroundTruthCache:
         return key in self.by_key
 
     def remaining(self) -> int | None:
-        """Evaluations left in the count budget (None: no count limit)."""
+        """Evaluations left in the count budget, counting those in flight (None: no limit)."""
         if self.max_evaluations is None:
             return None
-        return max(0, self.max_evaluations - len(self.records))
+        return max(0, self.max_evaluations - len(self.records) - len(self.in_flight))
 
     def exhausted(self) -> bool:
         """Whether no further evaluation may start."""
         return self.remaining() == 0 or self.out_of_time()
 
-    def _run(self, todo: list[Genotype]) -> Any:
-        if self.n_jobs == 1 or len(todo) == 1:
-            return (_evaluate_guarded(self.ground_truth, g, self.threads) for g in todo)
-        return Parallel(n_jobs=min(self.n_jobs, len(todo)), return_as="generator")(
-            delayed(_evaluate_guarded)(self.ground_truth, g, self.threads) for g in todo
-        )
+    # -- asynchronous use: submit, then record results as they come ---------------------
+    def submit(self, genotype: Genotype, phase: str, round_: int, predicted: float | None) -> bool:
+        """Start evaluating ``genotype`` unless known, in flight or over budget."""
+        k = self.space.key(genotype)
+        if k in self.by_key or k in self.in_flight or self.exhausted():
+            return False
+        self.in_flight[k] = {
+            "genotype": self.space.to_json(genotype),
+            "phase": phase,
+            "round": round_,
+            "predicted": None if predicted is None else float(predicted),
+        }
+        self.dispatcher.submit(k, genotype)
+        return True
 
+    def record(self, key: str, result: Result) -> Record:
+        """Store a finished evaluation of a submitted cell (and tell ``on_record``)."""
+        meta = self.in_flight.pop(key)
+        record = {"index": len(self.records) + 1, "key": key, "result": result, **meta}
+        self.records.append(record)
+        self.by_key[key] = record
+        self.on_record(record)
+        return record
+
+    def finished(self) -> list[tuple[str, Result]]:
+        """Evaluations that finished since the last call, not yet recorded (``record`` them)."""
+        return self.dispatcher.collect()
+
+    # -- synchronous use: a batch, recorded in submission order --------------------------
     def evaluate(
         self,
         genotypes: Sequence[Genotype],
@@ -116,33 +208,16 @@ class GroundTruthCache:
     ) -> list[Result | None]:
         """Results for ``genotypes`` (None where the budget ran out before it)."""
         keys = [self.space.key(g) for g in genotypes]
-        todo: list[tuple[str, Genotype, float | None]] = []
-        queued: set[str] = set()
+        order = []
         for i, (k, g) in enumerate(zip(keys, genotypes)):
-            if k in self.by_key or k in queued:
-                continue
-            queued.add(k)
-            todo.append((k, g, None if predicted is None else float(predicted[i])))
-        remaining = self.remaining()
-        if remaining is not None:
-            todo = todo[:remaining]
-        if todo and not self.out_of_time():
-            results = self._run([g for _, g, _ in todo])
-            for (k, g, pred), res in zip(todo, results):
-                record = {
-                    "index": len(self.records) + 1,
-                    "key": k,
-                    "genotype": self.space.to_json(g),
-                    "result": res,
-                    "phase": phase,
-                    "round": round_,
-                    "predicted": pred,
-                }
-                self.records.append(record)
-                self.by_key[k] = record
-                self.on_record(record)
-                if self.out_of_time():
-                    break
+            pred = None if predicted is None else predicted[i]
+            if self.submit(g, phase, round_, pred):
+                order.append(k)
+        done: dict[str, Result] = {}
+        for k in order:
+            while k not in done:
+                done.update(self.dispatcher.collect())
+            self.record(k, done.pop(k))
         return [self.by_key[k]["result"] if k in self.by_key else None for k in keys]
 
     def best(self) -> Record | None:

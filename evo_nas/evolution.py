@@ -7,11 +7,14 @@ in batches through ``toolbox.map``, the DEAP way of plugging in parallel evaluat
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from deap import algorithms, base, creator, tools
+from deap.tools import selection as deap_selection
 
 from search_spaces import Genotype, SearchSpace
 
@@ -56,6 +59,22 @@ def make_statistics() -> tools.Statistics:
     return stats
 
 
+@contextmanager
+def deap_random(rng: random.Random):
+    """Make DEAP's operators draw from ``rng`` instead of the global ``random`` module.
+
+    DEAP calls the module-level ``random`` functions; other threads in this process (a Dask
+    client's event loop, for one) draw from that global generator too, which would make a
+    seeded search depend on thread timing. The engine owns the generator it hands here.
+    """
+    saved = (deap_selection.random, algorithms.random)
+    deap_selection.random = algorithms.random = rng
+    try:
+        yield
+    finally:
+        deap_selection.random, algorithms.random = saved
+
+
 class Evolver:
     """A DEAP toolbox bound to a space, a numpy RNG and a batch fitness function.
 
@@ -71,9 +90,11 @@ class Evolver:
         taken: Callable[[str], bool],
         sample_size: int,
         retries: int,
+        py_rng: random.Random,
     ) -> None:
         self.space = space
         self.rng = rng
+        self.py_rng = py_rng
         self.fitness = fitness
         self.taken = taken
         self.retries = retries
@@ -135,7 +156,8 @@ class Evolver:
         children = []
         keys: set[str] = set()
         for _ in range(n_children):
-            parent = self.toolbox.select_parent(population)[0]
+            with deap_random(self.py_rng):
+                parent = self.toolbox.select_parent(population)[0]
             (child,) = self.toolbox.mutate(self.toolbox.clone(parent))
             del child.fitness.values
             if child.key in keys:
@@ -151,16 +173,17 @@ class Evolver:
     def mu_plus_lambda_generation(self, population: list[Any], n_children: int) -> list[Any]:
         """One generation of DEAP's own ``eaMuPlusLambda`` (mutation only, no crossover)."""
         before = {id(ind) for ind in population}
-        new_pop, _ = algorithms.eaMuPlusLambda(
-            population,
-            self.toolbox,
-            mu=len(population),
-            lambda_=n_children,
-            cxpb=0.0,
-            mutpb=1.0,
-            ngen=1,
-            verbose=False,
-        )
+        with deap_random(self.py_rng):
+            new_pop, _ = algorithms.eaMuPlusLambda(
+                population,
+                self.toolbox,
+                mu=len(population),
+                lambda_=n_children,
+                cxpb=0.0,
+                mutpb=1.0,
+                ngen=1,
+                verbose=False,
+            )
         population[:] = new_pop
         return [ind for ind in new_pop if id(ind) not in before]
 

@@ -33,14 +33,20 @@ class TableGroundTruth(GroundTruth):
     Columns (CSV header or JSONL keys): ``genotype`` (the space's JSON form, or a string the
     space accepts), ``objective`` (float; ``inf``/empty for a diverged cell), optional
     ``status`` (ok/diverged/failed) and ``cost_s`` (seconds the real evaluation took); other
-    numeric columns become metrics. ``delay_s`` sleeps on every answer, to replay a table as if
-    it were being trained (demos, executor benchmarks, kill-and-resume tests).
+    numeric columns become metrics. To replay a table as if it were being trained (demos,
+    executor benchmarks, kill-and-resume tests), every answer sleeps ``delay_s`` plus
+    ``cost_scale`` times the row's recorded cost.
     """
 
-    def __init__(self, space: SearchSpace, path: Path, delay_s: float = 0.0) -> None:
+    def __init__(
+        self, space: SearchSpace, path: Path, delay_s: float = 0.0, cost_scale: float = 0.0
+    ) -> None:
         super().__init__(space)
+        if delay_s < 0 or cost_scale < 0:
+            raise ValueError("delay_s and cost_scale must not be negative")
         self.path = Path(path)
         self.delay_s = float(delay_s)
+        self.cost_scale = float(cost_scale)
         self._rows: dict[str, tuple[Genotype, Result]] = {}
         self._load()
 
@@ -111,9 +117,10 @@ class TableGroundTruth(GroundTruth):
         return len(self._rows)
 
     def evaluate_one(self, genotype: Genotype) -> Result:
-        if self.delay_s:
-            time.sleep(self.delay_s)
         hit = self._rows.get(self.space.key(genotype))
+        pause = self.delay_s + (self.cost_scale * hit[1].cost_s if hit is not None else 0.0)
+        if pause:
+            time.sleep(pause)
         if hit is None:
             return Result.failed(f"not in table {self.path.name}: {self.space.describe(genotype)}")
         return hit[1]

@@ -158,7 +158,6 @@ def test_explicit_split_is_replayed_exactly(tmp_path, demo_table, oracle):
 
 
 def test_mutant_test_set_holds_neighbours_of_good_cells(tmp_path, demo_table, oracle):
-    pytest.importorskip("search_spaces.pool", reason="pool mode lands with the NB-NLP issue")
     cfg = load_predict_config(
         _predict_config(tmp_path, demo_table, test={"kind": "mutants", "size": 50})
     )

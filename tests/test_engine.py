@@ -84,7 +84,7 @@ def test_evolution_on_the_ground_truth(tmp_path, demo_table, algorithm):
 def test_same_seed_same_run_and_parallel_equals_serial(tmp_path, demo_table):
     runs = []
     for name, jobs in (("a", 1), ("b", 1), ("c", 2)):
-        cfg = config(tmp_path, demo_table, name=name, execution={"n_jobs": jobs})
+        cfg = config(tmp_path, demo_table, name=name, execution={"workers": jobs})
         run_search(cfg, progress=False)
         rows = RunDir(tmp_path / "runs" / name).read_evaluations()
         runs.append([(r["key"], r["objective"], r["phase"]) for r in rows])
