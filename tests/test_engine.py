@@ -190,3 +190,13 @@ def test_show_prints_best_cells_and_progress(tmp_path, demo_table):
     best = json.loads((tmp_path / "runs" / "run" / "best.json").read_text())
     assert "best 3 of 24" in out and best["genotype"] in out
     assert "finished: evaluation budget spent" in out
+
+
+def test_wall_time_budget_stops_the_search(tmp_path, demo_table):
+    cfg = config(tmp_path, demo_table, budget={"evaluations": None, "wall_time_s": 1.0})
+    cfg["ground_truth"]["options"]["delay_s"] = 0.05
+    run_search(cfg, progress=False)
+    rd = RunDir(tmp_path / "runs" / "run")
+    done = [e for e in rd.read_events() if e["event"] == "done"]
+    assert done[-1]["reason"] == "wall-time budget spent"
+    assert 5 <= len(rd.read_evaluations()) < 60
