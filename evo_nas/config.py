@@ -113,6 +113,16 @@ class LoggingSection(_Section):
     progress: bool = True
 
 
+class FinalSection(_Section):
+    """Retrain the best cells of a finished search with another ground truth (and seeds)."""
+
+    top_k: PositiveInt = 3
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    ground_truth: Component
+
+    _normalise = field_validator("ground_truth", mode="before")(_name_only)
+
+
 class SearchConfig(_Section):
     """A whole ``search.yaml``."""
 
@@ -127,6 +137,7 @@ class SearchConfig(_Section):
     budget: BudgetSection = Field(default_factory=BudgetSection)
     execution: ExecutionSection = Field(default_factory=ExecutionSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
+    final: FinalSection | None = None
 
     _normalise_space = field_validator("space", "ground_truth", mode="before")(_name_only)
 
@@ -194,6 +205,8 @@ def parse_config(data: Any, base_dir: Path) -> SearchConfig:
         cfg.output_dir = (base_dir / cfg.output_dir).resolve()
     for section in ("space", "ground_truth", "surrogate"):
         resolve_component(section, getattr(cfg, section), base_dir)
+    if cfg.final is not None:
+        resolve_component("ground_truth", cfg.final.ground_truth, base_dir)
     return cfg
 
 
@@ -218,7 +231,12 @@ def load_config(path: Path | str) -> SearchConfig:
 
 # -- components -------------------------------------------------------------------------------
 _REGISTRIES = {"space": SPACES, "ground_truth": GROUND_TRUTHS, "surrogate": SURROGATES}
-_INJECTED = {"self", "space", "seed"}
+# constructor arguments the engine passes itself, per section
+_INJECTED = {
+    "space": {"self"},
+    "ground_truth": {"self", "space"},
+    "surrogate": {"self", "space", "seed"},
+}
 
 
 def _factory(section: str, comp: Component) -> Any:
@@ -228,7 +246,7 @@ def _factory(section: str, comp: Component) -> Any:
         raise ConfigError(f"{section}.name: {e}") from None
 
 
-def _option_fields(factory: Any) -> dict[str, tuple[Any, Any]] | None:
+def _option_fields(factory: Any, section: str) -> dict[str, tuple[Any, Any]] | None:
     """pydantic fields from a constructor signature (None if it takes ``**kwargs``)."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     sig = inspect.signature(target)
@@ -240,7 +258,7 @@ def _option_fields(factory: Any) -> dict[str, tuple[Any, Any]] | None:
     for name, p in sig.parameters.items():
         if p.kind is p.VAR_KEYWORD:
             return None
-        if name in _INJECTED or p.kind is p.VAR_POSITIONAL:
+        if name in _INJECTED[section] or p.kind is p.VAR_POSITIONAL:
             continue
         default = ... if p.default is p.empty else p.default
         fields[name] = (hints.get(name, Any), default)
@@ -256,7 +274,7 @@ def _is_path(annotation: Any) -> bool:
 
 
 def _resolve_paths(section: str, comp: Component, base_dir: Path) -> dict[str, Any]:
-    fields = _option_fields(_factory(section, comp)) or {}
+    fields = _option_fields(_factory(section, comp), section) or {}
     out = dict(comp.options)
     for name, value in out.items():
         if name in fields and _is_path(fields[name][0]) and isinstance(value, str):
@@ -268,7 +286,7 @@ def _resolve_paths(section: str, comp: Component, base_dir: Path) -> dict[str, A
 def validated_options(section: str, comp: Component) -> dict[str, Any]:
     """The component's options checked against its constructor's signature and types."""
     factory = _factory(section, comp)
-    fields = _option_fields(factory)
+    fields = _option_fields(factory, section)
     if fields is None:
         return dict(comp.options)
     model = create_model(
@@ -337,3 +355,21 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
         elif a != b:
             diffs.append(f"{where}: {a!r} -> {b!r}")
     return diffs
+
+
+def build_final_ground_truth(cfg: SearchConfig, space: SearchSpace, seed: int) -> GroundTruth:
+    """The final stage's ground truth for one seed (passed as its ``seed`` option)."""
+    assert cfg.final is not None
+    comp = cfg.final.ground_truth
+    fields = _option_fields(_factory("ground_truth", comp), "ground_truth") or {}
+    options = dict(comp.options)
+    if "seed" in fields:
+        options["seed"] = seed
+    elif len(cfg.final.seeds) > 1:
+        raise ConfigError(
+            f"final.seeds: ground truth '{comp.name}' takes no seed, so give a single seed"
+        )
+    try:
+        return construct("ground_truth", comp.model_copy(update={"options": options}), space=space)
+    except ConfigError as e:
+        raise ConfigError(f"final.{e}") from None

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from evo_nas.config import (
     ConfigError,
     SearchConfig,
+    build_final_ground_truth,
     build_ground_truth,
     build_space,
     build_surrogate,
@@ -46,6 +47,7 @@ from evo_nas.evolution import (
     same_key,
 )
 from evo_nas.executors import make_executor
+from evo_nas.final_stage import run_final_stage
 from evo_nas.rundir import RunDir
 from evo_nas.steady_state import run_steady_state
 from search_spaces import Genotype, SearchSpace
@@ -84,6 +86,8 @@ class SearchEngine:
         self.space = space
         self.surrogate = build_surrogate(cfg, space)
         self.initial = initial_genotypes(cfg, space)
+        if cfg.final is not None:  # refuse a bad final stage now, not after the search
+            build_final_ground_truth(cfg, space, cfg.final.seeds[0])
         self.show_progress = cfg.logging.progress if progress is None else progress
         self.cache = GroundTruthCache(
             space, None, cfg.budget.evaluations, self._on_record, self._out_of_time
@@ -472,7 +476,10 @@ class SearchEngine:
             self._bar.close()
             self._bar = None
             executor.close()
-        self._event({"event": "done", "reason": self.state["reason"]})
+        if not any(e.get("event") == "done" for e in self.run_dir.read_events()):
+            self._event({"event": "done", "reason": self.state["reason"]})
+        if self.cfg.final is not None:
+            run_final_stage(self)
         return self._best_dict() or {}
 
 

@@ -200,3 +200,60 @@ def test_wall_time_budget_stops_the_search(tmp_path, demo_table):
     done = [e for e in rd.read_events() if e["event"] == "done"]
     assert done[-1]["reason"] == "wall-time budget spent"
     assert 5 <= len(rd.read_evaluations()) < 60
+
+
+class Retrainer(GroundTruth):
+    """A 'longer training': the table's objective plus 1000, counting its calls."""
+
+    calls = 0
+
+    def __init__(self, space, path: str = "", seed: int = 0):
+        super().__init__(space)
+        from surrogates.table import TableGroundTruth
+
+        self.table = TableGroundTruth(space, path)
+        self.seed = seed
+
+    def evaluate_one(self, genotype):
+        Retrainer.calls += 1
+        r = self.table.evaluate_one(genotype)
+        return Result(r.objective + 1000 + self.seed, metrics={"val_ppl": 1.0, "test_ppl": 2.0})
+
+
+def test_final_stage_retrains_the_top_cells_once(tmp_path, demo_table):
+    GROUND_TRUTHS.register("retrainer", Retrainer)
+    Retrainer.calls = 0
+    try:
+        cfg = config(tmp_path, demo_table)
+        cfg["final"] = {
+            "top_k": 3,
+            "seeds": [0, 1],
+            "ground_truth": {"name": "retrainer", "options": {"path": str(demo_table)}},
+        }
+        best = run_search(cfg, progress=False)
+        rd = RunDir(tmp_path / "runs" / "run")
+        summary = json.loads((rd.path / "final.json").read_text())
+        assert Retrainer.calls == 6
+        assert len(summary["cells"]) == 3 and summary["cells"][0]["key"] == best["key"]
+        cell = summary["cells"][0]
+        assert cell["objective"]["mean"] == pytest.approx(best["objective"] + 1000.5)
+        assert cell["objective"]["std"] == pytest.approx(0.5)
+        assert cell["test_ppl"] == {"mean": 2.0, "std": 0.0}
+        # a resumed run finds every (cell, seed) done and retrains nothing
+        lines = (rd.path / "final.jsonl").read_text().splitlines()
+        (rd.path / "final.jsonl").write_text("\n".join(lines[:4]) + "\n")
+        resume_search(rd.path, progress=False)
+        assert Retrainer.calls == 8
+    finally:
+        GROUND_TRUTHS.unregister("retrainer")
+
+
+def test_final_stage_is_checked_before_the_search(tmp_path, demo_table):
+    cfg = config(tmp_path, demo_table)
+    cfg["final"] = {
+        "seeds": [0, 1],
+        "ground_truth": {"name": "table", "options": {"path": str(demo_table)}},
+    }
+    with pytest.raises(ConfigError, match="final.seeds: ground truth 'table' takes no seed"):
+        run_search(cfg, progress=False)
+    assert not (tmp_path / "runs" / "run" / "evaluations.csv").exists()
