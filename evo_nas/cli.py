@@ -149,5 +149,14 @@ def list_() -> None:
         click.echo(f"{title}: {', '.join(reg.names())}")
 
 
+def _add_training_commands() -> None:
+    from evo_nas.train_cmd import data, train
+
+    main.add_command(train)
+    main.add_command(data)
+
+
+_add_training_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

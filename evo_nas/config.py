@@ -54,6 +54,7 @@ class SearchSection(_Section):
     """How candidates are proposed."""
 
     algorithm: Literal["regularized", "mu_plus_lambda", "random"] = "regularized"
+    generator: Literal["mutation", "nao"] = "mutation"
     population: PositiveInt = 20
     sample: PositiveInt = 5
     offspring: PositiveInt = 10

@@ -86,6 +86,12 @@ class SearchEngine:
         self.space = space
         self.surrogate = build_surrogate(cfg, space)
         self.initial = initial_genotypes(cfg, space)
+        if cfg.search.generator == "nao" and not callable(
+            getattr(self.surrogate, "generate", None)
+        ):
+            raise ConfigError(
+                "search.generator: nao needs a surrogate that generates candidates (surrogate: nao)"
+            )
         if cfg.final is not None:  # refuse a bad final stage now, not after the search
             build_final_ground_truth(cfg, space, cfg.final.seeds[0])
         self.show_progress = cfg.logging.progress if progress is None else progress
@@ -209,7 +215,8 @@ class SearchEngine:
                 "numpy": self.rng.bit_generator.state,
                 "torch": torch.get_rng_state(),
             },
-            "surrogate": None if self.surrogate is None else self.surrogate.state_dict(),
+            # an unfitted surrogate has nothing to save (and some refuse to say so)
+            "surrogate": self.surrogate.state_dict() if self.state.get("fitted") else None,
         }
         self._boundary = pickle.dumps(boundary, protocol=4)
         self._save_checkpoint()
@@ -289,6 +296,7 @@ class SearchEngine:
         start = time.perf_counter()
         with isolated_rng(self.cfg.seed * 1_000_003 + self.state["round"]):
             self.surrogate.fit(genotypes, objectives)
+        self.state["fitted"] = True
         fit_s = time.perf_counter() - start
         y = np.asarray(objectives)
         finite = np.isfinite(y)
@@ -361,7 +369,9 @@ class SearchEngine:
     def _generation(self) -> None:
         cfg, st = self.cfg, self.state
         algo, n = cfg.search.algorithm, cfg.search.offspring
-        if algo == "regularized":
+        if self.surrogate is not None and cfg.search.generator == "nao":
+            children = self._generated_children(n)
+        elif algo == "regularized":
             children = self.evolver.regularized_generation(
                 st["population"], n, cfg.search.population
             )
@@ -378,6 +388,22 @@ class SearchEngine:
             st["gen_in_round"] += 1
             if st["gen_in_round"] >= cfg.surrogate_loop.generations:
                 st["phase"] = "promote"
+
+    def _generated_children(self, n: int) -> list[Any]:
+        """NAO's generator instead of mutation: gradient steps from the best predicted cells."""
+        st = self.state
+        parents = sorted(st["population"], key=lambda i: i.fitness.values[0])
+        seeds = [genotype_of(i) for i in parents[: self.cfg.search.sample]]
+        with isolated_rng(self.cfg.seed + st["generation"]):
+            genotypes, stats = self.surrogate.generate(seeds, n, self.rng)
+        children = [make_individual(self.space, g) for g in genotypes]
+        children = [c for c in children if not self._taken(c.key)]
+        self.evolver.assign(children)
+        st["population"] = sorted(st["population"] + children, key=lambda i: i.fitness.values[0])[
+            : self.cfg.search.population
+        ]
+        self._event({"event": "generator", "round": st["round"], "kept": len(children), **stats})
+        return children
 
     def _promote(self) -> None:
         cfg, st = self.cfg, self.state

@@ -14,7 +14,10 @@ from search_spaces.registry import Registry, UnknownNameError
 SPACES = Registry(
     "search space",
     "evo_nas.search_spaces",
-    {"darts_rnn": "search_spaces.darts_rnn:DartsRNNSpace"},
+    {
+        "darts_rnn": "search_spaces.darts_rnn:DartsRNNSpace",
+        "nasbench_nlp": "search_spaces.nasbench_nlp:NasBenchNLPSpace",
+    },
 )
 
 

@@ -194,3 +194,15 @@ class SearchSpace(abc.ABC):
     def graph(self, genotype: Genotype) -> tuple[dict[str, str], list[tuple[str, str]]]:
         """The cell as a drawing: ``({node: label}, [(src, dst), ...])``."""
         raise NotImplementedError(f"space '{self.name}' does not describe its cells as a graph")
+
+    def features(self, genotype: Genotype) -> np.ndarray:
+        """A fixed-length vector for distances between cells (pool mode): token counts.
+
+        Spaces override it with structural features (op counts, edge types) when bag-of-tokens
+        is a poor proxy of how far two cells are.
+        """
+        index = {t: i for i, t in enumerate(self.vocabulary())}
+        out = np.zeros(len(index))
+        for t in self.tokens(genotype):
+            out[index[t]] += 1
+        return out

@@ -14,12 +14,22 @@ from surrogates.base import GroundTruth, Result, Surrogate, finite_targets
 SURROGATES = Registry(
     "surrogate",
     "evo_nas.surrogates",
-    {"random": "surrogates.random_surrogate:RandomSurrogate"},
+    {
+        "random": "surrogates.random_surrogate:RandomSurrogate",
+        "nao": "surrogates.nao:NAOSurrogate",
+        "params": "surrogates.baselines:ParamsSurrogate",
+        "forest": "surrogates.baselines:ForestSurrogate",
+        "spd": "surrogates.spd:PetriDishSurrogate",
+    },
 )
 GROUND_TRUTHS = Registry(
     "ground truth",
     "evo_nas.ground_truths",
-    {"table": "surrogates.table:TableGroundTruth"},
+    {
+        "table": "surrogates.table:TableGroundTruth",
+        "nasbench_nlp": "surrogates.nasbench_nlp:NasBenchNLPGroundTruth",
+        "ptb_trainer": "surrogates.ptb_trainer:PTBTrainer",
+    },
 )
 
 __all__ = ["GROUND_TRUTHS", "SURROGATES", "GroundTruth", "Result", "Surrogate", "finite_targets"]

@@ -11,6 +11,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The library reads its data root from EVO_NAS_DATA; the tests default it to the shared data
+# beside the repository (as the Makefile and CI do), so a bare `pytest` works too.
+if not os.environ.get("EVO_NAS_DATA") and (REPO.parent / "shared" / "data").is_dir():
+    os.environ["EVO_NAS_DATA"] = str(REPO.parent / "shared" / "data")
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:

