@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
-	$(VENV)/bin/pip install -q -e ".[test,dask,ray]"
+	$(VENV)/bin/pip install -q -e ".[test,dask,ray,tensorboard]"
 	touch $@
 
 .PHONY: setup demo test lint

@@ -112,6 +112,7 @@ class LoggingSection(_Section):
     """What the run shows while it works."""
 
     progress: bool = True
+    tensorboard: bool = False
 
 
 class FinalSection(_Section):

@@ -50,6 +50,7 @@ from evo_nas.executors import make_executor
 from evo_nas.final_stage import run_final_stage
 from evo_nas.rundir import RunDir
 from evo_nas.steady_state import run_steady_state
+from evo_nas.tensorboard_log import TensorBoardLog
 from search_spaces import Genotype, SearchSpace
 
 CHECKPOINT_VERSION = 1
@@ -129,6 +130,9 @@ class SearchEngine:
         self._boundary = b""
         self._replaying = False
         self._requeue: dict[str, dict[str, Any]] = {}
+        self._tensorboard = (
+            TensorBoardLog(run_dir.path / "tensorboard") if cfg.logging.tensorboard else None
+        )
         self._bar: tqdm | None = None
 
     # -- time and budget -------------------------------------------------------------------------
@@ -141,8 +145,11 @@ class SearchEngine:
 
     # -- recording ---------------------------------------------------------------------------------
     def _event(self, event: dict[str, Any]) -> None:
-        self.run_dir.append_event({**event, "elapsed_s": round(self.elapsed(), 3)})
+        event = {**event, "elapsed_s": round(self.elapsed(), 3)}
+        self.run_dir.append_event(event)
         self.events_written += 1
+        if self._tensorboard is not None:
+            self._tensorboard(event)
 
     def _best_dict(self) -> dict[str, Any] | None:
         best = self.cache.best()

@@ -289,3 +289,16 @@ def test_generator_needs_a_generating_surrogate(tmp_path, demo_table):
     cfg = config(tmp_path, demo_table, search={"generator": "nao"})
     with pytest.raises(ConfigError, match="search.generator: nao needs a surrogate"):
         run_search(cfg, progress=False)
+
+
+def test_tensorboard_mirrors_the_events(tmp_path, demo_table):
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = config(tmp_path, demo_table, logging={"tensorboard": True})
+    best = run_search(cfg, progress=False)
+    acc = EventAccumulator(str(tmp_path / "runs" / "run" / "tensorboard"))
+    acc.Reload()
+    curve = acc.Scalars("ground_truth/best_so_far")
+    assert len(curve) == 24 and curve[-1].value == pytest.approx(best["objective"])
+    assert acc.Scalars("surrogate/fit_s")
