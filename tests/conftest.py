@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny networks run far faster on one thread than on two cores shared with other work (OpenMP
+# threads wait on each other); every test uses one, as a worker of a parallel search would.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
