@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/evo-nas run examples/table_demo.yaml --overwrite
+	$(VENV)/bin/evo-nas run examples/quickstart.yaml --overwrite
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,277 @@
+"""The Synthetic Petri Dish surrogate (Rawal et al. 2020, arXiv 2005.13092).
+
+A motif's predicted objective is its validation loss after a few training steps in a tiny
+network on a handful of synthetic samples (:class:`~surrogates.spd_dish.PetriDish`). ``fit``
+meta-learns those samples, by gradient descent through the unrolled inner training, so that
+the dish's losses order the motifs with known ground truth as their real objectives do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy.stats import rankdata, spearmanr
+
+from search_spaces import Genotype, SearchSpace
+from surrogates.base import Surrogate
+from surrogates.spd_dish import PetriDish
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_GRAD_CLIP = 10.0
+
+
+class PetriDishSurrogate(Surrogate):
+    """Scores motifs by training them in meta-learned synthetic Petri dishes.
+
+    Dish: ``samples``/``val_samples`` synthetic sequences of ``steps`` x ``dims``, projected
+    to ``input_size``, a cell of ``hidden_size``, ``inner_steps`` Adam steps at ``inner_lr``
+    on the ``task`` (see :class:`PetriDish`). Meta-learning: ``meta_steps`` Adam steps at
+    ``meta_lr`` (multiplied by ``lr_decay`` every ``lr_decay_every`` steps) on random batches
+    of ``meta_batch`` motifs, minimising ``loss`` ("rank": pairwise logistic on z-normalised
+    scores; "mse": squared error between z-normalised scores and z-normalised
+    ``target_transform`` of the objectives, as in the authors' code) plus ``l2`` times the
+    mean square of the synthetic inputs. Diverged motifs (objective inf) only count as worse
+    than every finite one. ``meta_steps: 0`` keeps the synthetic data random (the ablation).
+    A second ``fit`` continues from the samples learned so far (a warm start between the
+    engine's rounds).
+    ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank. With
+    ``orient``, ``fit`` first checks on the training motifs whether low dish losses go with
+    low or high objectives and, if high, scores with the negated loss from then on (a
+    dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        samples: int = 16,
+        val_samples: int = 16,
+        steps: int = 8,
+        dims: int = 8,
+        input_size: int = 8,
+        hidden_size: int = 8,
+        task: Literal["recall", "labels"] = "labels",
+        delay: int = 2,
+        classes: int = 4,
+        inner_steps: int = 20,
+        inner_lr: float = 0.05,
+        meta_steps: int = 20,
+        meta_lr: float = 0.03,
+        meta_batch: int = 25,
+        lr_decay: float = 0.3,
+        lr_decay_every: int = 40,
+        loss: Literal["rank", "mse"] = "rank",
+        rank_temperature: float = 0.5,
+        target_transform: Literal["log", "rank", "none"] = "log",
+        l2: float = 1e-3,
+        dishes: int = 1,
+        orient: bool = True,
+        predict_batch: int = 512,
+        precision: Literal["float32", "float64"] = "float32",
+    ) -> None:
+        super().__init__(space, seed)
+        positive = {
+            "samples": samples,
+            "val_samples": val_samples,
+            "steps": steps,
+            "dims": dims,
+            "input_size": input_size,
+            "hidden_size": hidden_size,
+            "classes": classes,
+            "inner_steps": inner_steps,
+            "meta_batch": meta_batch,
+            "lr_decay_every": lr_decay_every,
+            "dishes": dishes,
+            "predict_batch": predict_batch,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        for name, value in {"inner_lr": inner_lr, "meta_lr": meta_lr}.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if meta_steps < 0 or l2 < 0 or not 0 < lr_decay <= 1 or not rank_temperature > 0:
+            raise ValueError(
+                "need meta_steps >= 0, l2 >= 0, 0 < lr_decay <= 1 and rank_temperature > 0"
+            )
+        if task == "recall" and not 1 <= delay < steps:
+            raise ValueError(f"delay must be in 1..steps-1 = {steps - 1}, got {delay}")
+        if task not in ("recall", "labels") or loss not in ("rank", "mse"):
+            raise ValueError(f"task must be recall|labels and loss rank|mse, got {task}, {loss}")
+        if target_transform not in ("log", "rank", "none") or precision not in _DTYPES:
+            raise ValueError("target_transform must be log|rank|none, precision float32|float64")
+        self.options: dict[str, Any] = {
+            **positive,
+            "task": task,
+            "delay": delay,
+            "inner_lr": inner_lr,
+            "meta_steps": meta_steps,
+            "meta_lr": meta_lr,
+            "lr_decay": lr_decay,
+            "loss": loss,
+            "rank_temperature": rank_temperature,
+            "target_transform": target_transform,
+            "l2": l2,
+            "orient": bool(orient),
+            "precision": precision,
+        }
+        seeds = np.random.SeedSequence(seed).generate_state(dishes)
+        self.dishes_ = [
+            PetriDish(
+                space,
+                int(s),
+                samples,
+                val_samples,
+                steps,
+                dims,
+                input_size,
+                hidden_size,
+                inner_steps,
+                inner_lr,
+                task,
+                delay,
+                classes,
+                _DTYPES[precision],
+            )
+            for s in seeds
+        ]
+        self.history_: list[list[float]] = [[] for _ in self.dishes_]
+        self.signs_: list[float] = [1.0 for _ in self.dishes_]
+
+    # -- meta-learning ---------------------------------------------------------------------------
+    def _targets(self, objectives: Sequence[float]) -> torch.Tensor:
+        """Objectives transformed for the outer loss; inf (diverged) stays inf."""
+        y = np.asarray(objectives, dtype=float)
+        y = np.where(np.isfinite(y), y, np.inf)
+        fin = np.isfinite(y)
+        out = y.copy()
+        transform = self.options["target_transform"]
+        if transform == "log":
+            out[fin] = np.log(np.maximum(y[fin], 1e-12))
+        elif transform == "rank":
+            out[fin] = rankdata(y[fin])
+        return torch.as_tensor(out, dtype=self.dishes_[0].dtype)
+
+    def outer_loss(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """How badly dish ``scores`` order motifs with ``targets`` (inf = diverged)."""
+        fin = torch.isfinite(targets)
+        s_fin = scores[fin]
+        z = (scores - s_fin.mean()) / (s_fin.std() + 1e-6)
+        if self.options["loss"] == "mse":
+            t = targets[fin]
+            zt = (t - t.mean()) / (t.std() + 1e-6)
+            loss = (z[fin] - zt).pow(2).mean()
+            if not bool(fin.all()):
+                # diverged motifs: only required to score worse than every finite one
+                loss = loss + torch.relu(z[fin].max() - z[~fin]).pow(2).mean()
+            return loss
+        better = targets[:, None] < targets[None, :]  # i better than j; inf-inf pairs excluded
+        margin = (z[None, :] - z[:, None])[better]  # should be positive
+        temp = self.options["rank_temperature"]
+        return torch.nn.functional.softplus(-margin / temp).mean() * temp
+
+    def meta_loss(
+        self,
+        dish: PetriDish,
+        genotypes: Sequence[Genotype],
+        targets: torch.Tensor,
+        x_train: torch.Tensor,
+        x_val: torch.Tensor,
+    ) -> torch.Tensor:
+        """The outer objective of one dish, differentiable in ``x_train`` and ``x_val``."""
+        sign = self.signs_[self.dishes_.index(dish)]
+        scores = dish.scores(genotypes, x_train, x_val, create_graph=True) * sign
+        finite = torch.isfinite(scores.detach())
+        if not bool(finite.all()):
+            # a motif diverging in the dish would poison the meta-gradient: drop it
+            keep = [i for i in range(len(genotypes)) if finite[i]]
+            if len(keep) < 2:
+                return (x_train * 0).sum() + (x_val * 0).sum()  # nothing left to order
+            genotypes, targets = [genotypes[i] for i in keep], targets[keep]
+            scores = dish.scores(genotypes, x_train, x_val, create_graph=True) * sign
+        penalty = x_train.pow(2).mean() + x_val.pow(2).mean()
+        return self.outer_loss(scores, targets) + self.options["l2"] * penalty
+
+    def fit(self, genotypes: Sequence[Genotype], objectives: Sequence[float]) -> PetriDishSurrogate:
+        genotypes = list(genotypes)
+        if len(genotypes) != len(objectives):
+            raise ValueError(f"{len(genotypes)} genotypes but {len(objectives)} objectives")
+        targets = self._targets(objectives)
+        o = self.options
+        if o["orient"]:
+            self.signs_ = [1.0 for _ in self.dishes_]
+            for k, raw in enumerate(self.dish_scores(genotypes)):
+                both = np.isfinite(raw) & np.isfinite(targets.numpy())
+                if both.sum() > 2 and spearmanr(raw[both], targets.numpy()[both])[0] < 0:
+                    self.signs_[k] = -1.0
+        for k, dish in enumerate(self.dishes_):
+            rng = np.random.default_rng([self.seed, k])
+            x_train = dish.x_train.clone().requires_grad_(True)
+            x_val = dish.x_val.clone().requires_grad_(True)
+            opt = torch.optim.Adam([x_train, x_val], lr=o["meta_lr"])
+            sched = torch.optim.lr_scheduler.StepLR(opt, o["lr_decay_every"], o["lr_decay"])
+            for _ in range(o["meta_steps"]):
+                n = min(o["meta_batch"], len(genotypes))
+                idx = np.sort(rng.choice(len(genotypes), size=n, replace=False))
+                t = targets[idx]
+                if int(torch.isfinite(t).sum()) < 2 or len(torch.unique(t)) < 2:
+                    continue  # nothing to order in this batch
+                loss = self.meta_loss(dish, [genotypes[i] for i in idx], t, x_train, x_val)
+                opt.zero_grad()
+                loss.backward()
+                grads_ok = all(torch.isfinite(x.grad).all() for x in (x_train, x_val))
+                if torch.isfinite(loss) and grads_ok:
+                    torch.nn.utils.clip_grad_norm_([x_train, x_val], _GRAD_CLIP)
+                    opt.step()
+                sched.step()
+                self.history_[k].append(float(loss.detach()))
+            dish.x_train = x_train.detach()
+            dish.x_val = x_val.detach()
+        return self
+
+    # -- prediction ------------------------------------------------------------------------------
+    def dish_scores(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        """Validation losses ``[dishes, M]`` after inner training, times each dish's sign;
+        inf where diverged."""
+        genotypes = list(genotypes)
+        chunk = self.options["predict_batch"]
+        out = np.empty((len(self.dishes_), len(genotypes)))
+        for k, dish in enumerate(self.dishes_):
+            for start in range(0, len(genotypes), chunk):
+                scores = dish.scores(genotypes[start : start + chunk]).double().numpy()
+                out[k, start : start + chunk] = scores * self.signs_[k]
+        return np.where(np.isfinite(out), out, np.inf)
+
+    def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        if not len(genotypes):
+            return np.empty(0)
+        scores = self.dish_scores(genotypes)
+        if len(self.dishes_) == 1:
+            return scores[0]
+        # average rank over dishes; a motif diverging in every dish keeps the worst score
+        return np.mean([rankdata(s) for s in scores], axis=0)
+
+    # -- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "options": dict(self.options),
+            "dishes": [
+                {"seed": d.seed, "x_train": d.x_train.numpy(), "x_val": d.x_val.numpy()}
+                for d in self.dishes_
+            ],
+            "history": [list(h) for h in self.history_],
+            "signs": list(self.signs_),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["options"] != self.options or state["seed"] != self.seed:
+            raise ValueError("state was saved by a Petri dish surrogate with other options")
+        for dish, saved in zip(self.dishes_, state["dishes"], strict=True):
+            dish.x_train = torch.as_tensor(saved["x_train"], dtype=dish.dtype).clone()
+            dish.x_val = torch.as_tensor(saved["x_val"], dtype=dish.dtype).clone()
+        self.history_ = [list(h) for h in state["history"]]
+        self.signs_ = [float(v) for v in state["signs"]]

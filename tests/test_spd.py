@@ -1,0 +1,267 @@
+"""The Synthetic Petri Dish surrogate and the batched cells it trains motifs with."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from search_spaces import SearchSpace, get_space
+from search_spaces.base import RecurrentCell, StackedCells
+from search_spaces.darts_rnn import DartsRNNSpace
+from search_spaces.nasbench_nlp_batch import NasBenchNLPCellBatch
+from search_spaces.nasbench_nlp_graph import topological_order
+from surrogates import SURROGATES
+from surrogates.spd import PetriDishSurrogate
+
+#: a dish small enough for tests: 4-node cells, hidden 4, 5 inner steps
+TINY = dict(
+    samples=8,
+    val_samples=8,
+    steps=6,
+    dims=4,
+    input_size=4,
+    hidden_size=4,
+    inner_steps=5,
+    inner_lr=0.1,
+    meta_lr=0.1,
+)
+
+
+def _motifs(space: SearchSpace, n: int, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def _known_objective(genotypes: list) -> np.ndarray:
+    """A ground truth that is a known function of the motif (its activation counts)."""
+    return np.array(
+        [
+            1.0 + sum(a == "identity" for a, _ in g) + 0.5 * sum(a == "sigmoid" for a, _ in g)
+            for g in genotypes
+        ]
+    )
+
+
+@pytest.mark.parametrize("output", ["all", "loose_ends"])
+def test_batched_darts_cells_match_the_per_motif_cells(output):
+    space = DartsRNNSpace(output=output)
+    genotypes = _motifs(space, 6)
+    batch = space.build_cell_batch(genotypes, 5, 4, seed=3).double()
+    x = torch.randn(7, 6, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = batch(x)
+    assert out.shape == (7, 6, 3, 4)
+    for m, g in enumerate(genotypes):
+        cell = space.build_cell(g, 5, 4).double()
+        with torch.no_grad():
+            cell.w0.copy_(batch.w0[m])
+            cell.ws.copy_(batch.ws[m])
+        ref, _ = cell(x[:, m], cell.init_state(3))
+        torch.testing.assert_close(out[:, m], ref, rtol=1e-12, atol=1e-12)
+
+
+def test_seeded_batches_start_every_motif_from_the_same_weights():
+    space = DartsRNNSpace()
+    a = space.build_cell_batch(_motifs(space, 3), 4, 4, seed=7)
+    b = space.build_cell_batch(_motifs(space, 5, seed=1), 4, 4, seed=7)
+    assert torch.equal(a.w0[0], a.w0[2]) and torch.equal(a.w0[0], b.w0[4])
+    assert torch.equal(a.ws[1], b.ws[0])
+    assert not torch.equal(a.w0[0], space.build_cell_batch(_motifs(space, 1), 4, 4, seed=8).w0[0])
+
+
+def test_default_build_cell_batch_stacks_the_space_cells():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 3)
+    batch = SearchSpace.build_cell_batch(space, genotypes, 4, 5, seed=2)
+    assert isinstance(batch, StackedCells) and batch.num_motifs == 3
+    # same seed -> every motif's cell starts from the same weights
+    assert torch.equal(batch.cells[0].w0, batch.cells[2].w0)
+    x = torch.randn(4, 3, 2, 4)
+    out = batch(x)
+    for m, cell in enumerate(batch.cells):
+        torch.testing.assert_close(out[:, m], cell(x[:, m], cell.init_state(2))[0])
+
+
+@pytest.mark.parametrize("loss", ["rank", "mse"])
+def test_meta_gradient_matches_finite_differences(loss):
+    space = DartsRNNSpace(nodes=3, activations=("tanh", "sigmoid", "identity"))
+    genotypes = _motifs(space, 5)
+    opts = dict(TINY, samples=3, val_samples=2, steps=4, dims=2, hidden_size=3, inner_steps=3)
+    spd = PetriDishSurrogate(space, seed=0, loss=loss, precision="float64", **opts)
+    dish = spd.dishes_[0]
+    # one diverged motif (inf) takes part as "worse than every finite one"
+    targets = spd._targets([3.0, 1.0, np.inf, 2.0, 5.0])
+    x_train = dish.x_train.clone().requires_grad_(True)
+    x_val = dish.x_val.clone().requires_grad_(True)
+    spd.meta_loss(dish, genotypes, targets, x_train, x_val).backward()
+    rng = np.random.default_rng(0)
+    # Adam's first steps are nearly sign(g): the loss is sharply curved, so a small step
+    eps = 1e-7
+    for x, grad in ((dish.x_train, x_train.grad), (dish.x_val, x_val.grad)):
+        for _ in range(4):
+            idx = tuple(int(rng.integers(s)) for s in x.shape)
+            values = []
+            for sign in (1, -1):
+                xp = x.clone()
+                xp[idx] += sign * eps
+                a, b = (xp, dish.x_val) if x is dish.x_train else (dish.x_train, xp)
+                with torch.no_grad():
+                    values.append(float(spd.meta_loss(dish, genotypes, targets, a, b)))
+            fd = (values[0] - values[1]) / (2 * eps)
+            assert grad[idx].item() == pytest.approx(fd, rel=1e-4, abs=1e-7)
+    assert x_train.grad.abs().sum() > 0 and x_val.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("task", ["recall", "labels"])
+def test_fit_drives_the_training_rank_correlation_up(task):
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 16)
+    y = _known_objective(genotypes)
+    opts = dict(TINY, task=task, orient=False)
+    before = spearmanr(
+        PetriDishSurrogate(space, seed=0, meta_steps=0, **opts).predict(genotypes), y
+    )
+    spd = PetriDishSurrogate(space, seed=0, meta_steps=20, **opts).fit(genotypes, y)
+    after = spearmanr(spd.predict(genotypes), y)
+    assert after[0] > before[0] + 0.3 and after[0] > 0.7
+    assert spd.history_[0][-1] < spd.history_[0][0]
+
+
+def test_batched_and_one_at_a_time_predictions_agree():
+    space = DartsRNNSpace()
+    genotypes = _motifs(space, 8)
+    spd = PetriDishSurrogate(space, seed=1, precision="float64", **TINY)
+    together = spd.predict(genotypes)
+    alone = np.array([spd.predict([g])[0] for g in genotypes])
+    np.testing.assert_allclose(together, alone, rtol=1e-10)
+    chunked = PetriDishSurrogate(space, seed=1, precision="float64", predict_batch=3, **TINY)
+    np.testing.assert_allclose(chunked.predict(genotypes), together, rtol=1e-10)
+
+
+def test_same_seed_same_predictions_other_seed_other_dish():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 12)
+    y = _known_objective(genotypes)
+
+    def fitted(seed: int) -> np.ndarray:
+        spd = PetriDishSurrogate(space, seed=seed, meta_steps=3, meta_batch=8, **TINY)
+        return spd.fit(genotypes, y).predict(genotypes)
+
+    first = fitted(5)
+    np.testing.assert_array_equal(first, fitted(5))
+    assert not np.allclose(first, fitted(6))
+
+
+BAD = (("identity", 0), ("tanh", 1), ("relu", 0))
+
+
+class _ExplodingSpace(DartsRNNSpace):
+    """darts_rnn in which the cell ``BAD`` outputs inf (it 'diverges' in any dish)."""
+
+    def build_cell(self, genotype, input_size, hidden_size) -> RecurrentCell:
+        cell = super().build_cell(genotype, input_size, hidden_size)
+        if genotype == BAD:
+            forward = cell.forward
+            cell.forward = lambda x, s, mask=None: (forward(x, s, mask)[0] * np.inf, s)
+        return cell
+
+    build_cell_batch = SearchSpace.build_cell_batch  # the stacked fallback, with build_cell
+
+
+def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
+    space = _ExplodingSpace(nodes=3)
+    genotypes = _motifs(space, 6)
+    genotypes[3] = BAD
+    spd = PetriDishSurrogate(space, seed=0, meta_steps=2, **dict(TINY, inner_steps=3))
+    y = _known_objective(genotypes)
+    y[4] = np.inf  # a diverged ground truth in the training set too
+    spd.fit(genotypes, y)  # must not raise
+    assert torch.isfinite(spd.dishes_[0].x_train).all()
+    pred = spd.predict(genotypes)
+    assert pred[3] == np.inf and np.isfinite(np.delete(pred, 3)).all()
+    ensemble = PetriDishSurrogate(space, seed=0, meta_steps=0, dishes=3, **TINY)
+    ranks = ensemble.predict(genotypes)
+    assert ranks[3] == ranks.max() == len(genotypes) and np.isfinite(ranks).all()
+
+
+def test_state_round_trip_restores_the_learned_samples():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 12)
+    spd = PetriDishSurrogate(space, seed=2, meta_steps=3, dishes=2, **TINY)
+    spd.fit(genotypes, _known_objective(genotypes))
+    state = pickle.loads(pickle.dumps(spd.state_dict()))
+    fresh = PetriDishSurrogate(space, seed=2, meta_steps=3, dishes=2, **TINY)
+    assert not np.array_equal(fresh.predict(genotypes), spd.predict(genotypes))
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(fresh.predict(genotypes), spd.predict(genotypes))
+    assert fresh.history_ == spd.history_
+    other = PetriDishSurrogate(space, seed=2, meta_steps=3, dishes=2, **dict(TINY, hidden_size=5))
+    with pytest.raises(ValueError, match="other options"):
+        other.load_state_dict(state)
+
+
+def test_registry_and_option_errors():
+    space = DartsRNNSpace(nodes=4)
+    spd = SURROGATES.create("spd", space=space, seed=0, **TINY)
+    assert isinstance(spd, PetriDishSurrogate) and spd.predict([]).shape == (0,)
+    for bad in (
+        {"hidden_size": 0},
+        {"task": "recall", "delay": 6},
+        {"meta_lr": 0.0},
+        {"loss": "hinge"},
+    ):
+        with pytest.raises(ValueError):
+            PetriDishSurrogate(space, **dict(TINY, **bad))
+
+
+def _nlp_weights_into_cell(batch, m: int, cell, genotype) -> None:
+    """Copy motif ``m``'s weights of a NasBenchNLPCellBatch into a NasBenchNLPCell."""
+    hsz = cell.hidden_size
+    spec = {n: (op, ins) for n, op, ins in genotype}
+    position = {n: k for k, n in enumerate(topological_order(genotype))}
+    linears = [n for n in position if spec[n][0] == "linear"]
+    x_seen, h_seen = 0, {}
+    with torch.no_grad():
+        for j, n in enumerate(linears):
+            k = position[n]
+            cell.bias[j].copy_(batch.bias[m, k])
+            for i, src in enumerate(spec[n][1]):
+                if src == "x":
+                    cell.w_x[:, x_seen * hsz : (x_seen + 1) * hsz].copy_(batch.w_x[m, k, i])
+                    x_seen += 1
+                else:
+                    b = h_seen.get(src, 0)
+                    h_seen[src] = b + 1
+                    w = cell.w_h[cell.sources.index(src)]
+                    w[:, b * hsz : (b + 1) * hsz].copy_(batch.w_h[m, k, i])
+
+
+@pytest.mark.parametrize("input_size", [4, 5])
+def test_batched_nasbench_nlp_cells_match_the_per_motif_cells(input_size):
+    space = get_space("nasbench_nlp")
+    genotypes = _motifs(space, 6) + [space.validate(n) for n in ("lstm", "gru", "rnn")]
+    batch = NasBenchNLPCellBatch(genotypes, input_size, 4, seed=1).double()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, len(genotypes), 3, input_size, dtype=torch.float64, generator=gen)
+    out = batch(x)
+    assert torch.equal(batch.w_h[0], batch.w_h[5])  # one seeded draw for every motif
+    for m, g in enumerate(genotypes):
+        cell = space.build_cell(g, input_size, 4).double()
+        _nlp_weights_into_cell(batch, m, cell, g)
+        ref, _ = cell(x[:, m], cell.init_state(3))
+        torch.testing.assert_close(out[:, m], ref, rtol=1e-10, atol=1e-12)
+
+
+def test_fit_orients_a_dish_that_ranks_inversely():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 10)
+    raw = PetriDishSurrogate(space, seed=0, meta_steps=0, **TINY).predict(genotypes)
+    inverse = np.exp(-raw)  # the ground truth ranks exactly against the dish
+    spd = PetriDishSurrogate(space, seed=0, meta_steps=0, **TINY).fit(genotypes, inverse)
+    assert spd.signs_ == [-1.0]
+    assert spearmanr(spd.predict(genotypes), inverse)[0] == pytest.approx(1.0)
+    kept = PetriDishSurrogate(space, seed=0, meta_steps=0, orient=False, **TINY)
+    assert spearmanr(kept.fit(genotypes, inverse).predict(genotypes), inverse)[0] < -0.99
