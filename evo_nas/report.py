@@ -86,7 +86,7 @@ def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
     for rank, r in enumerate(ranked, start=1):
         g = space.from_json(json.loads(r["genotype"]))
-        title = f"#{rank}: objective {r['objective']} (evaluation {r['index']})"
+        title = f"#{rank}: objective {_objective(r['objective']):.6g} (evaluation {r['index']})"
         paths.append(draw_cell(space, g, out / f"cell_{rank}.png", title))
     return paths
 
