@@ -46,7 +46,7 @@ from evo_nas.evolution import (
     make_statistics,
     same_key,
 )
-from evo_nas.executors import make_executor
+from evo_nas.executors import InlineExecutor, make_executor
 from evo_nas.final_stage import run_final_stage
 from evo_nas.rundir import RunDir
 from evo_nas.steady_state import run_steady_state
@@ -254,6 +254,15 @@ class SearchEngine:
         self._event({"event": "resume", "evaluations": len(self.cache.records)})
         if self._requeue:
             self._event({"event": "requeue", "keys": sorted(self._requeue)})
+
+    def _training_progress(self, event: dict[str, Any]) -> None:
+        """A long in-process training shows where it is on the progress bar."""
+        if self._bar is not None and event.get("event") == "batch":
+            self._bar.set_postfix_str(
+                f"training: epoch {event['epoch']} batch {event['batch']}/{event['batches']} "
+                f"ppl {event['ppl']:.1f}",
+                refresh=event["batch"] % 10 == 0,
+            )
 
     def _on_retry(self, key: str, attempt: int, reason: str) -> None:
         self._event({"event": "retry", "key": key, "attempt": attempt, "reason": reason})
@@ -478,6 +487,8 @@ class SearchEngine:
             self._on_retry,
         )
         self.workers = executor.workers
+        if isinstance(executor, InlineExecutor) and hasattr(self.ground_truth, "progress"):
+            self.ground_truth.progress = self._training_progress  # in process: show inside
         total = self.cfg.budget.evaluations
         self._bar = tqdm(
             total=total,
