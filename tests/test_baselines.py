@@ -8,35 +8,12 @@ import pickle
 import numpy as np
 import pytest
 import scipy.stats
-import torch
 from chain_space import ChainSpace
+from surrogate_helpers import synthetic, unique_sample
 
 from search_spaces import get_space
 from surrogates import SURROGATES
 from surrogates.baselines import ForestSurrogate, ParamsSurrogate
-
-
-def unique_sample(space, n, seed):
-    rng = np.random.default_rng(seed)
-    cells = {}
-    while len(cells) < n:
-        g = space.sample(rng)
-        cells.setdefault(space.key(g), g)
-    return list(cells.values())
-
-
-def synthetic(space, g) -> float:
-    toks = space.tokens(g)
-    return 1.0 + toks.count("act_relu") + 0.5 * toks.count("in0")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks run many times faster on one thread when other jobs share the CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 import torch
 from chain_space import ChainSpace
+from surrogate_helpers import synthetic, unique_sample
 
 from search_spaces import get_space
 from surrogates import SURROGATES
@@ -19,30 +20,6 @@ from surrogates.nao_model import SOS
 # Small networks and few epochs keep the file fast on shared CPUs; NAO's sizes are the defaults.
 SMALL = dict(embedding=32, hidden=32, mlp_hidden=64)
 FIT = dict(SMALL, epochs=30, lr=1e-2, holdout=0.0, target="minmax")
-
-
-def unique_sample(space, n, seed):
-    rng = np.random.default_rng(seed)
-    cells = {}
-    while len(cells) < n:
-        g = space.sample(rng)
-        cells.setdefault(space.key(g), g)
-    return list(cells.values())
-
-
-def synthetic(space, g) -> float:
-    """A known function of the tokens: relu count plus half the links to node 0, plus 1."""
-    toks = space.tokens(g)
-    return 1.0 + toks.count("act_relu") + 0.5 * toks.count("in0")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks run many times faster on one thread when other jobs share the CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

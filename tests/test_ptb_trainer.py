@@ -21,15 +21,6 @@ from surrogates.ptb_trainer import PTBTrainer, _Averager, make_config, resolve_d
 SPACE = get_space("darts_rnn")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small models only lose time to threading on shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 V2 = SPACE.validate("DARTS_V2")
 # a few batches only: for behaviour that does not need a trained model
 QUICK = {"preset": "tiny", "epochs": 3, "epoch_batches": 4, "eval_tokens": 640, "device": "cpu"}
