@@ -34,6 +34,7 @@ from evo_nas.evaluation import isolated_rng
 from evo_nas.metrics import ranking_metrics
 from evo_nas.rundir import atomic_write_text
 from search_spaces import Genotype, SearchSpace
+from search_spaces.pool import PoolSpace
 from surrogates import GroundTruth
 from surrogates.table import TableError, _parse_genotype_cell
 
@@ -168,10 +169,6 @@ def _with_objectives(
 def _mutant_test_set(
     space: SearchSpace, members: Cells, cfg: TestSetSection, rng: np.random.Generator
 ) -> Cells:
-    try:
-        from search_spaces.pool import PoolSpace
-    except ImportError:
-        raise ConfigError("test.kind: mutants needs pool mode (search_spaces.pool)") from None
     ok = sorted((c for c in members if math.isfinite(c[1])), key=lambda c: c[1])
     n_parents = max(1, int(round(len(ok) * cfg.parents_percent / 100)))
     parents = ok[:n_parents]

@@ -28,6 +28,7 @@ from evo_nas.config import (
     validated_options,
 )
 from evo_nas.engine import resume_search, run_search
+from evo_nas.report import best_so_far
 from evo_nas.rundir import RunDir, atomic_write_text
 
 
@@ -106,13 +107,6 @@ def _run_one(config: dict[str, Any], base_dir: Path) -> str:
     else:
         run_search(cfg, progress=False)
     return cfg.name
-
-
-def best_so_far(run_dir: Path) -> np.ndarray:
-    """Best objective after each ground-truth evaluation of a run."""
-    rows = RunDir(run_dir).read_evaluations()
-    values = [float(r["objective"]) if r["objective"] != "inf" else math.inf for r in rows]
-    return np.minimum.accumulate(np.array(values)) if values else np.array([])
 
 
 def evaluations_to_reach(curve: np.ndarray, target: float) -> int | None:

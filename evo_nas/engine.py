@@ -52,16 +52,13 @@ from evo_nas.rundir import RunDir
 from evo_nas.steady_state import run_steady_state
 from evo_nas.tensorboard_log import TensorBoardLog
 from search_spaces import Genotype, SearchSpace
+from search_spaces.pool import PoolSpace
 
 CHECKPOINT_VERSION = 1
 HALL_OF_FAME_SIZE = 10
 
 
 def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:
-    try:
-        from search_spaces.pool import PoolSpace
-    except ImportError:
-        raise ConfigError("search.pool: pool mode is not available in this installation") from None
     try:
         return PoolSpace(space, members, **cfg.search.pool_options)
     except (TypeError, ValueError) as e:

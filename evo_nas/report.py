@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evo_nas.rundir import RunDir, atomic_write_text
 
 
@@ -35,16 +37,19 @@ def top_table(run_dir: Path, top: int = 10) -> str:
     return f"best {len(ranked)} of {len(rows)} evaluated cells\n" + _table(header, body)
 
 
+def best_so_far(run_dir: Path) -> np.ndarray:
+    """Best objective after each ground-truth evaluation of a run."""
+    values = [_objective(r["objective"]) for r in RunDir(run_dir).read_evaluations()]
+    return np.minimum.accumulate(np.array(values)) if values else np.array([])
+
+
 def progress_table(run_dir: Path, points: int = 10) -> str:
     """Best-so-far objective against ground-truth evaluations, and what the run has spent."""
     rd = RunDir(run_dir)
     rows = rd.read_evaluations()
     if not rows:
         return "no ground-truth evaluation yet"
-    best, curve = math.inf, []
-    for r in rows:
-        best = min(best, _objective(r["objective"]))
-        curve.append(best)
+    curve = best_so_far(run_dir)
     n = len(curve)
     marks = sorted({max(1, round(n * i / points)) for i in range(1, points + 1)})
     body = [[str(m), f"{curve[m - 1]:.6g}"] for m in marks]
@@ -69,7 +74,6 @@ def _space_of(run_dir: Path) -> Any:
 
 def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
     """best_so_far.png, refits.png and drawings of the ``top`` best cells, in RUN_DIR/plots."""
-    from evo_nas.compare_search import best_so_far
     from evo_nas.plots import draw_cell, plot_best_so_far, plot_refits
 
     rd = RunDir(run_dir)
