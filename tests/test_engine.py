@@ -302,3 +302,28 @@ def test_tensorboard_mirrors_the_events(tmp_path, demo_table):
     curve = acc.Scalars("ground_truth/best_so_far")
     assert len(curve) == 24 and curve[-1].value == pytest.approx(best["objective"])
     assert acc.Scalars("surrogate/fit_s")
+
+
+class ReportingGroundTruth(GroundTruth):
+    """Reports batch progress through the ``progress`` slot the PTB trainer also has."""
+
+    progress = None
+    reported: list[bool] = []
+
+    def evaluate_one(self, genotype):
+        if self.progress is not None:
+            self.progress({"event": "batch", "epoch": 1, "batch": 10, "batches": 20, "ppl": 5.0})
+        ReportingGroundTruth.reported.append(self.progress is not None)
+        return Result(float(len(self.space.key(genotype))))
+
+
+def test_in_process_training_reports_to_the_progress_bar(tmp_path, demo_table):
+    GROUND_TRUTHS.register("reporting", ReportingGroundTruth)
+    ReportingGroundTruth.reported = []
+    try:
+        cfg = config(tmp_path, demo_table, ground_truth={"name": "reporting", "options": {}})
+        cfg["budget"] = {"evaluations": 8}
+        run_search(cfg, progress=True)
+    finally:
+        GROUND_TRUTHS.unregister("reporting")
+    assert len(ReportingGroundTruth.reported) == 8 and all(ReportingGroundTruth.reported)
