@@ -99,6 +99,21 @@ def export(run_dir: Path, top: int, out: Path | None) -> None:
     click.echo(f"wrote {folder / 'top_cells.json'} and {folder / 'rebuild_cells.py'}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--points", default=100, show_default=True, help="Grid points over the space.")
+@click.option("--truth", is_flag=True, help="Also evaluate every point with the ground truth.")
+def sweep(run_dir: Path, points: int, truth: bool) -> None:
+    """Plot the run's fitted surrogate (and the ground truth) along a one-dimensional space."""
+    from evo_nas.sweep import sweep_run
+
+    try:
+        csv_path, png = sweep_run(run_dir, points, truth)
+    except (ConfigError, OSError, ValueError, KeyError) as e:
+        _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+    click.echo(f"wrote {csv_path} and {png}")
+
+
 @main.group()
 def compare() -> None:
     """Compare surrogates head to head (prediction quality, or whole searches)."""

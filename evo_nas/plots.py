@@ -175,3 +175,33 @@ def draw_cell(space: SearchSpace, genotype: Genotype, path: Path, title: str = "
     if title:
         ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def plot_sweep(
+    x: Sequence[float],
+    predicted: Sequence[float],
+    truth: Sequence[float] | None,
+    evaluated: list[tuple[float, float]],
+    path: Path,
+    xlabel: str,
+) -> Path:
+    """Predicted and true objective along a one-dimensional space, with the run's own
+    ground-truth evaluations marked (the surrogate's scale is its own, on the right axis)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if truth is not None:
+        ax.plot(x, truth, color="tab:blue", label="ground truth (sweep)")
+    if evaluated:
+        ex, ey = zip(*evaluated, strict=True)
+        ax.scatter(ex, ey, color="tab:blue", marker="o", zorder=3, label="evaluated in the run")
+    values = [v for v in (truth or []) if math.isfinite(v)] + [v for _, v in evaluated]
+    if values and min(values) > 0:
+        ax.set_yscale("log")  # a steep flank must not flatten the region that matters
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("objective (lower is better)", color="tab:blue")
+    right = ax.twinx()
+    right.plot(x, predicted, color="tab:orange", linestyle="--", label="surrogate prediction")
+    right.set_ylabel("predicted (surrogate's scale)", color="tab:orange")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize=8)
+    return _save(fig, path)

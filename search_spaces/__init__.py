@@ -17,6 +17,7 @@ SPACES = Registry(
     {
         "darts_rnn": "search_spaces.darts_rnn:DartsRNNSpace",
         "nasbench_nlp": "search_spaces.nasbench_nlp:NasBenchNLPSpace",
+        "sigmoid_slope": "search_spaces.sigmoid_slope:SigmoidSlopeSpace",
     },
 )
 

@@ -101,6 +101,17 @@ class StackedCells(CellBatch):
         return torch.stack(outputs, dim=1)
 
 
+class StackedActivations(nn.Module):
+    """The generic batched activation: motif ``m``'s module applied to ``z[m]``."""
+
+    def __init__(self, activations: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.activations = nn.ModuleList(activations)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.stack([act(z[m]) for m, act in enumerate(self.activations)])
+
+
 class SearchSpace(abc.ABC):
     """A genotype encoding: sampling, mutation, validation, canonical keys, tokens, cells.
 
@@ -111,6 +122,10 @@ class SearchSpace(abc.ABC):
 
     #: registry name of the space
     name: str = ""
+    #: what a genotype describes: ``"cell"`` (a recurrent cell, hosted by recurrent models)
+    #: or ``"activation"`` (an elementwise activation, hosted by MLPs); the Petri dish picks
+    #: its network from it
+    motif: str = "cell"
 
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Genotype:
@@ -182,6 +197,20 @@ class SearchSpace(abc.ABC):
                 torch.manual_seed(seed)
                 cells.append(self.build_cell(g, input_size, hidden_size))
         return StackedCells(cells)
+
+    def build_activation(self, genotype: Genotype) -> nn.Module:
+        """The motif as an elementwise activation module (spaces whose motif is one)."""
+        raise NotImplementedError(f"space '{self.name}' does not describe activations")
+
+    def build_activation_batch(self, genotypes: Sequence[Genotype]) -> nn.Module:
+        """M activations at once: ``forward(z)`` applies motif ``m`` to ``z[m]`` for ``z`` of
+        shape ``[M, ...]``. This default loops over :meth:`build_activation` modules."""
+        return StackedActivations([self.build_activation(g) for g in genotypes])
+
+    def grid(self, points: int) -> list[Genotype]:
+        """``points`` genotypes evenly covering a one-dimensional space, in order (for sweep
+        plots of predicted and true objective); multi-dimensional spaces have none."""
+        raise NotImplementedError(f"space '{self.name}' is not one-dimensional")
 
     def named(self) -> dict[str, Genotype]:
         """Built-in genotypes usable by name wherever a genotype is accepted."""

@@ -29,6 +29,7 @@ GROUND_TRUTHS = Registry(
         "table": "surrogates.table:TableGroundTruth",
         "nasbench_nlp": "surrogates.nasbench_nlp:NasBenchNLPGroundTruth",
         "ptb_trainer": "surrogates.ptb_trainer:PTBTrainer",
+        "mlp_classifier": "surrogates.mlp_classifier:MLPClassifierGroundTruth",
     },
 )
 

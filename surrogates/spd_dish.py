@@ -9,7 +9,7 @@ the surrogate can meta-learn them through the unrolled training (Rawal et al. 20
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -20,6 +20,68 @@ from search_spaces.base import CellBatch
 
 Task = Literal["recall", "labels"]
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+
+
+def unrolled_adam(
+    loss_fn: Callable[[list[torch.Tensor]], torch.Tensor],
+    params: list[torch.Tensor],
+    steps: int,
+    lr: float,
+    create_graph: bool,
+) -> list[torch.Tensor]:
+    """``steps`` Adam steps on ``loss_fn(params)``, written functionally.
+
+    With ``create_graph`` the returned weights stay differentiable in whatever ``loss_fn``
+    reads (the synthetic samples), so the outer loop can back-propagate through training.
+    A motif-batched ``loss_fn`` returns the sum of independent per-motif losses, whose
+    gradient gives every motif its own update.
+    """
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    # the weights live in one flat vector: a handful of ops per step instead of a handful per
+    # tensor (the unrolled graph's size, hence the meta-gradient's cost, scales with ops)
+    flat = torch.cat([p.reshape(-1) for p in params])
+    mom = torch.zeros_like(flat)
+    var = torch.zeros_like(flat)
+    for k in range(1, steps + 1):
+        grads = torch.autograd.grad(
+            loss_fn(params), params, create_graph=create_graph, allow_unused=True
+        )
+        g = torch.cat(
+            [
+                flat.new_zeros(n) if gi is None else gi.reshape(-1)
+                for gi, n in zip(grads, sizes, strict=True)
+            ]
+        )
+        mom = _BETA1 * mom + (1 - _BETA1) * g
+        var = _BETA2 * var + (1 - _BETA2) * g * g
+        # sqrt(v + eps^2) instead of sqrt(v) + eps: smooth at v = 0 for the meta-gradient,
+        # the same step elsewhere
+        flat = flat - (lr / (1 - _BETA1**k)) * mom / torch.sqrt(var / (1 - _BETA2**k) + _EPS**2)
+        if not create_graph:
+            flat = flat.detach()
+        views = [v.view(shape) for v, shape in zip(torch.split(flat, sizes), shapes, strict=True)]
+        params = views if create_graph else [v.requires_grad_() for v in views]
+    return params
+
+
+def train_then_score(
+    train_loss: Callable[[list[torch.Tensor]], torch.Tensor],
+    val_loss: Callable[[list[torch.Tensor]], torch.Tensor],
+    params: list[torch.Tensor],
+    steps: int,
+    lr: float,
+    create_graph: bool,
+) -> torch.Tensor:
+    """``val_loss`` of the weights after :func:`unrolled_adam` on ``train_loss`` from
+    ``params``: differentiable through the training with ``create_graph``, else no graph."""
+    with torch.enable_grad():
+        params = unrolled_adam(train_loss, params, steps, lr, create_graph)
+        if create_graph:
+            return val_loss(params)
+    with torch.no_grad():
+        return val_loss(params)
 
 
 class PetriDish:
@@ -113,38 +175,16 @@ class PetriDish:
         m = cells.num_motifs
         params = [p.detach().clone() for _, p in cells.named_parameters()]
         params.append(self.readout0.expand(m, -1, -1).clone())
-        for p in params:
-            p.requires_grad_(True)
-        mom = [torch.zeros_like(p) for p in params]
-        var = [torch.zeros_like(p) for p in params]
-        with torch.enable_grad():
-            for k in range(1, self.inner_steps + 1):
-                loss = self.task_loss(
-                    cells,
-                    dict(zip(names, params[:-1], strict=True)),
-                    params[-1],
-                    x_train,
-                    self.y_train,
-                ).sum()  # motifs are independent: d(sum)/d(weights of m) = d(loss_m)/d(...)
-                grads = torch.autograd.grad(
-                    loss, params, create_graph=create_graph, allow_unused=True
-                )
-                new = []
-                for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-                    if g is None:
-                        new.append(p)
-                        continue
-                    mom[i] = _BETA1 * mom[i] + (1 - _BETA1) * g
-                    var[i] = _BETA2 * var[i] + (1 - _BETA2) * g * g
-                    m_hat = mom[i] / (1 - _BETA1**k)
-                    v_hat = var[i] / (1 - _BETA2**k)
-                    # sqrt(v + eps^2) instead of sqrt(v) + eps: smooth at v = 0 for the
-                    # meta-gradient, the same step elsewhere
-                    step = self.inner_lr * m_hat / torch.sqrt(v_hat + _EPS**2)
-                    new.append(p - step if create_graph else (p - step).detach().requires_grad_())
-                params = new
-            params_map = dict(zip(names, params[:-1], strict=True))
-            if create_graph:
-                return self.task_loss(cells, params_map, params[-1], x_val, self.y_val)
-            with torch.no_grad():
-                return self.task_loss(cells, params_map, params[-1], x_val, self.y_val)
+
+        def loss(ps: list[torch.Tensor], x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            weights = dict(zip(names, ps[:-1], strict=True))
+            return self.task_loss(cells, weights, ps[-1], x, labels)
+
+        return train_then_score(
+            lambda ps: loss(ps, x_train, self.y_train).sum(),
+            lambda ps: loss(ps, x_val, self.y_val),
+            params,
+            self.inner_steps,
+            self.inner_lr,
+            create_graph,
+        )
