@@ -50,6 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "target_transform": "log",
         "l2": 1e-3,
         "orient": True,
+        "dishes": 1,
     },
     "mlp": {
         "samples": 10,
@@ -74,6 +75,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "target_transform": "none",
         "l2": 1e-5,
         "orient": False,
+        "dishes": 3,
     },
 }
 
@@ -97,7 +99,8 @@ class PetriDishSurrogate(Surrogate):
     (objective inf) only count as worse than every finite one. ``meta_steps: 0`` keeps the
     synthetic data random (the ablation). A second ``fit`` continues from the samples
     learned so far (a warm start between the engine's rounds).
-    ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank. With
+    ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank (3 in
+    the MLP preset: its dishes run batched, so the ensemble costs little there). With
     ``orient``, ``fit`` first checks on the training motifs whether low dish losses go with
     low or high objectives and, if high, scores with the negated loss from then on (a
     dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells; off in
@@ -131,7 +134,7 @@ class PetriDishSurrogate(Surrogate):
         rank_temperature: float = 0.5,
         target_transform: Literal["log", "rank", "none"] | None = None,
         l2: float | None = None,
-        dishes: int = 1,
+        dishes: int | None = None,
         orient: bool | None = None,
         predict_batch: int = 512,
         precision: Literal["float32", "float64"] = "float32",
@@ -157,7 +160,7 @@ class PetriDishSurrogate(Surrogate):
             "meta_batch",
             "lr_decay_every",
         ]
-        for name, value in [*((n, o[n]) for n in positive), ("dishes", dishes)]:
+        for name, value in [(n, o[n]) for n in [*positive, "dishes"]]:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if predict_batch < 1:
@@ -181,21 +184,23 @@ class PetriDishSurrogate(Surrogate):
             "dish": dish,
             **o,
             "rank_temperature": rank_temperature,
-            "dishes": dishes,
             "predict_batch": predict_batch,
             "precision": precision,
         }
-        seeds = np.random.SeedSequence(seed).generate_state(dishes)
-        self.dishes_ = [self._make_dish(int(s)) for s in seeds]
+        seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(o["dishes"])]
+        # the MLP dishes run as one batched computation; RNN dishes are too large for that
+        groups = [seeds] if dish == "mlp" else [[s] for s in seeds]
+        self.dishes_ = [self._make_dish(group) for group in groups]
         self.history_: list[list[float]] = [[] for _ in self.dishes_]
-        self.signs_: list[float] = [1.0 for _ in self.dishes_]
+        #: one sign per dish (see ``orient``), in the order of :meth:`dish_scores`' rows
+        self.signs_: list[float] = [1.0] * o["dishes"]
 
-    def _make_dish(self, seed: int) -> PetriDish | MLPDish:
+    def _make_dish(self, seeds: list[int]) -> PetriDish | MLPDish:
         o, dtype = self.options, _DTYPES[self.options["precision"]]
         if o["dish"] == "mlp":
             return MLPDish(
                 self.space,
-                seed,
+                seeds,
                 o["samples"],
                 o["val_samples"],
                 o["dims"],
@@ -209,7 +214,7 @@ class PetriDishSurrogate(Surrogate):
             )
         return PetriDish(
             self.space,
-            seed,
+            seeds[0],
             o["samples"],
             o["val_samples"],
             o["steps"],
@@ -264,19 +269,27 @@ class PetriDishSurrogate(Surrogate):
         x_train: torch.Tensor,
         x_val: torch.Tensor,
     ) -> torch.Tensor:
-        """The outer objective of one dish, differentiable in ``x_train`` and ``x_val``."""
-        sign = self.signs_[self.dishes_.index(dish)]
-        scores = dish.scores(genotypes, x_train, x_val, create_graph=True) * sign
-        finite = torch.isfinite(scores.detach())
+        """The outer objective of one dish object (summed over the dishes it computes),
+        differentiable in ``x_train`` and ``x_val``."""
+        start = sum(d.members for d in self.dishes_[: self.dishes_.index(dish)])
+        signs = torch.tensor(self.signs_[start : start + dish.members], dtype=dish.dtype)
+
+        def signed_scores(motifs: Sequence[Genotype]) -> torch.Tensor:
+            raw = dish.scores(motifs, x_train, x_val, create_graph=True)
+            return raw.reshape(dish.members, -1) * signs[:, None]
+
+        scores = signed_scores(genotypes)
+        finite = torch.isfinite(scores.detach()).all(dim=0)
         if not bool(finite.all()):
             # a motif diverging in the dish would poison the meta-gradient: drop it
             keep = [i for i in range(len(genotypes)) if finite[i]]
             if len(keep) < 2:
                 return (x_train * 0).sum() + (x_val * 0).sum()  # nothing left to order
             genotypes, targets = [genotypes[i] for i in keep], targets[keep]
-            scores = dish.scores(genotypes, x_train, x_val, create_graph=True) * sign
+            scores = signed_scores(genotypes)
         penalty = x_train.pow(2).mean() + x_val.pow(2).mean()
-        return self.outer_loss(scores, targets) + self.options["l2"] * penalty
+        loss = sum(self.outer_loss(row, targets) for row in scores)
+        return loss + self.options["l2"] * dish.members * penalty
 
     def fit(self, genotypes: Sequence[Genotype], objectives: Sequence[float]) -> PetriDishSurrogate:
         genotypes = list(genotypes)
@@ -285,7 +298,7 @@ class PetriDishSurrogate(Surrogate):
         targets = self._targets(objectives)
         o = self.options
         if o["orient"]:
-            self.signs_ = [1.0 for _ in self.dishes_]
+            self.signs_ = [1.0] * self.options["dishes"]
             for k, raw in enumerate(self.dish_scores(genotypes)):
                 both = np.isfinite(raw) & np.isfinite(targets.numpy())
                 if both.sum() > 2 and spearmanr(raw[both], targets.numpy()[both])[0] < 0:
@@ -307,7 +320,7 @@ class PetriDishSurrogate(Surrogate):
                 loss.backward()
                 grads_ok = all(torch.isfinite(x.grad).all() for x in (x_train, x_val))
                 if torch.isfinite(loss) and grads_ok:
-                    torch.nn.utils.clip_grad_norm_([x_train, x_val], _GRAD_CLIP)
+                    _clip_per_dish(x_train, x_val, dish.members)
                     opt.step()
                 sched.step()
                 self.history_[k].append(float(loss.detach()))
@@ -321,18 +334,25 @@ class PetriDishSurrogate(Surrogate):
         inf where diverged."""
         genotypes = list(genotypes)
         chunk = self.options["predict_batch"]
-        out = np.empty((len(self.dishes_), len(genotypes)))
-        for k, dish in enumerate(self.dishes_):
-            for start in range(0, len(genotypes), chunk):
-                scores = dish.scores(genotypes[start : start + chunk]).double().numpy()
-                out[k, start : start + chunk] = scores * self.signs_[k]
+        rows = []
+        for dish in self.dishes_:
+            rows.append(
+                np.concatenate(
+                    [
+                        dish.scores(genotypes[i : i + chunk]).reshape(dish.members, -1).double()
+                        for i in range(0, len(genotypes), chunk)
+                    ],
+                    axis=1,
+                )
+            )
+        out = np.concatenate(rows) * np.asarray(self.signs_)[:, None]
         return np.where(np.isfinite(out), out, np.inf)
 
     def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         if not len(genotypes):
             return np.empty(0)
         scores = self.dish_scores(genotypes)
-        if len(self.dishes_) == 1:
+        if len(scores) == 1:
             return scores[0]
         # average rank over dishes; a motif diverging in every dish keeps the worst score
         return np.mean([rankdata(s) for s in scores], axis=0)
@@ -358,3 +378,13 @@ class PetriDishSurrogate(Surrogate):
             dish.x_val = torch.as_tensor(saved["x_val"], dtype=dish.dtype).clone()
         self.history_ = [list(h) for h in state["history"]]
         self.signs_ = [float(v) for v in state["signs"]]
+
+
+def _clip_per_dish(x_train: torch.Tensor, x_val: torch.Tensor, members: int) -> None:
+    """Scale each dish's share of the gradients (leading dimension when ``members`` > 1)
+    to a norm of at most ``_GRAD_CLIP``, so the dishes stay independent."""
+    grads = [x.grad.view(members, -1) for x in (x_train, x_val)]
+    norms = torch.sqrt(sum(g.pow(2).sum(dim=1) for g in grads))
+    scale = torch.clamp(_GRAD_CLIP / (norms + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(scale[:, None])

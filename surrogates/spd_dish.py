@@ -112,6 +112,7 @@ class PetriDish:
     ) -> None:
         self.space = space
         self.seed = int(seed)
+        self.members = 1  # dishes computed by this object (the MLP dish batches several)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.inner_steps = inner_steps

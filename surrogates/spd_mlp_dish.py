@@ -22,12 +22,17 @@ from surrogates.spd_dish import train_then_score
 
 
 class MLPDish:
-    """Synthetic data, the shared initial weights and the inner training of an MLP dish."""
+    """Synthetic data, shared initial weights and inner training of ``len(seeds)`` MLP dishes.
+
+    The dishes (an ensemble, one per seed) run as one batched computation: a tiny MLP's cost
+    is mostly per-operation overhead, so several dishes cost about as much as one.
+    ``scores`` returns ``[dishes, M]``; the synthetic inputs are ``[dishes, samples, dims]``.
+    """
 
     def __init__(
         self,
         space: SearchSpace,
-        seed: int,
+        seeds: Sequence[int],
         samples: int,
         val_samples: int,
         dims: int,
@@ -40,28 +45,35 @@ class MLPDish:
         dtype: torch.dtype = torch.float32,
     ) -> None:
         self.space = space
-        self.seed = int(seed)
+        self.seed = tuple(int(s) for s in seeds)
+        self.members = len(self.seed)
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
         self.dtype = dtype
-        gen = torch.Generator().manual_seed(self.seed)
         sizes = [dims] + [hidden_size] * layers + [outputs]
-        self.init: list[torch.Tensor] = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-            self.init.append(torch.randn(fan_in, fan_out, generator=gen, dtype=dtype) * init_scale)
-            self.init.append(torch.randn(1, fan_out, generator=gen, dtype=dtype) * init_scale)
-        self.x_train = torch.randn(samples, dims, generator=gen, dtype=dtype)
-        self.y_train = torch.randint(2, (samples, outputs), generator=gen).to(dtype)
-        if val_samples == samples:
-            self.x_val, self.y_val = self.x_train.clone(), self.y_train.clone()
-        else:
-            self.x_val = torch.randn(val_samples, dims, generator=gen, dtype=dtype)
-            self.y_val = torch.randint(2, (val_samples, outputs), generator=gen).to(dtype)
+        per_seed = []
+        for seed in self.seed:
+            gen = torch.Generator().manual_seed(seed)
+            init = []
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+                init.append(torch.randn(fan_in, fan_out, generator=gen, dtype=dtype) * init_scale)
+                init.append(torch.randn(1, fan_out, generator=gen, dtype=dtype) * init_scale)
+            x_train = torch.randn(samples, dims, generator=gen, dtype=dtype)
+            y_train = torch.randint(2, (samples, outputs), generator=gen).to(dtype)
+            if val_samples == samples:
+                x_val, y_val = x_train.clone(), y_train.clone()
+            else:
+                x_val = torch.randn(val_samples, dims, generator=gen, dtype=dtype)
+                y_val = torch.randint(2, (val_samples, outputs), generator=gen).to(dtype)
+            per_seed.append([*init, x_train, y_train, x_val, y_val])
+        stacked = [torch.stack(group) for group in zip(*per_seed, strict=True)]
+        self.init: list[torch.Tensor] = stacked[:-4]
+        self.x_train, self.y_train, self.x_val, self.y_val = stacked[-4:]
 
     def task_loss(
         self, act: nn.Module, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
     ) -> torch.Tensor:
-        """Per-motif binary cross-entropy ``[M]`` of weights ``params`` on inputs ``x``."""
+        """Per-model binary cross-entropy ``[N]`` of weights ``params`` on inputs ``x``."""
         logits = mlp_logits(act, params, x)
         bce = nn.functional.binary_cross_entropy_with_logits
         return bce(logits, y.expand_as(logits), reduction="none").mean(dim=(1, 2))
@@ -73,18 +85,22 @@ class MLPDish:
         x_val: torch.Tensor | None = None,
         create_graph: bool = False,
     ) -> torch.Tensor:
-        """Validation loss ``[M]`` of each motif after the inner training (NaN if diverged);
-        differentiable in ``x_train``/``x_val`` with ``create_graph``."""
+        """Validation loss ``[dishes, M]`` of each motif after the inner training (NaN if
+        diverged); differentiable in ``x_train``/``x_val`` with ``create_graph``."""
         x_train = self.x_train if x_train is None else x_train
         x_val = self.x_val if x_val is None else x_val
-        act = self.space.build_activation_batch(list(genotypes)).to(self.dtype)
-        m = len(genotypes)
-        params = [p.expand(m, -1, -1) for p in self.init]
+        d, m = self.members, len(genotypes)
+        act = self.space.build_activation_batch(list(genotypes) * d).to(self.dtype)
+
+        def per_model(t: torch.Tensor) -> torch.Tensor:  # [D, ...] -> [D * M, ...], dish-major
+            return t[:, None].expand(d, m, *t.shape[1:]).reshape(d * m, *t.shape[1:])
+
+        xt, yt, xv, yv = (per_model(t) for t in (x_train, self.y_train, x_val, self.y_val))
         return train_then_score(
-            lambda ps: self.task_loss(act, ps, x_train, self.y_train).sum(),
-            lambda ps: self.task_loss(act, ps, x_val, self.y_val),
-            params,
+            lambda ps: self.task_loss(act, ps, xt, yt).sum(),
+            lambda ps: self.task_loss(act, ps, xv, yv),
+            [per_model(p) for p in self.init],
             self.inner_steps,
             self.inner_lr,
             create_graph,
-        )
+        ).view(d, m)

@@ -168,10 +168,11 @@ def test_activation_spaces_get_the_mlp_dish_with_the_papers_defaults(space):
 def test_mlp_dish_scores_motifs_independently(space):
     spd = PetriDishSurrogate(space, seed=3, inner_steps=20, precision="float64")
     slopes = [0.2, 0.9, 1.7, 0.05]
-    together = spd.predict(slopes)
-    alone = np.array([spd.predict([c])[0] for c in slopes])
+    together = spd.dish_scores(slopes)
+    assert together.shape == (3, 4)  # the preset's three dishes
+    alone = np.stack([spd.dish_scores([c])[:, 0] for c in slopes], axis=1)
     assert np.allclose(together, alone, rtol=0, atol=1e-12)
-    assert len(set(np.round(together, 9))) == 4
+    assert len(set(np.round(together[0], 9))) == 4
 
 
 def test_mlp_dish_fit_ranks_its_training_slopes(space):
@@ -213,3 +214,15 @@ def test_example_runs_and_sweeps_predicted_and_true_curves(tmp_path):
     assert all(math.isfinite(v[2]) and 0 < v[3] < 1 for v in values)
     bad = subprocess.run([*cli, "sweep", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_mlp_dishes_batched_together_match_each_dish_alone(space):
+    slopes = [0.2, 0.9, 1.7]
+    sizes = dict(samples=10, val_samples=10, dims=10, hidden_size=1, layers=2, outputs=10)
+    opts = dict(inner_steps=20, inner_lr=0.01, dtype=torch.float64, **sizes)
+    joint = MLPDish(space, [5, 9], **opts).scores(slopes)
+    assert joint.shape == (2, 3)
+    for k, seed in enumerate([5, 9]):
+        alone = MLPDish(space, [seed], **opts).scores(slopes)
+        assert torch.allclose(joint[k], alone[0], rtol=0, atol=1e-12)
+    assert not torch.allclose(joint[0], joint[1])
