@@ -3,7 +3,8 @@
 Tokens per second of one training step (forward, backward, clipping, SGD step) at batch 64
 and BPTT 35, for three language models of the same size, measured in one process:
 
-- ``darts``:   the trainer's model with the search space's ``DartsCell`` (levels batched);
+- ``darts``:   the trainer's model with the search space's ``DartsCell`` (the nodes reading
+  one predecessor share a matmul);
 - ``pernode``: the same cell written as DARTS wrote it (one matmul per node per step, the
   states gathered with ``torch.cat``), defined here and checked to compute the same outputs;
 - ``lstm``:    ``torch.nn.LSTM`` (fused kernel) as the cell.
