@@ -253,12 +253,23 @@ class SearchEngine:
             self._event({"event": "requeue", "keys": sorted(self._requeue)})
 
     def _training_progress(self, event: dict[str, Any]) -> None:
-        """A long in-process training shows where it is on the progress bar."""
-        if self._bar is not None and event.get("event") == "batch":
+        """A long in-process training or surrogate fit shows where it is on the progress bar."""
+        if self._bar is None:
+            return
+        kind = event.get("event")
+        if kind == "batch":
             self._bar.set_postfix_str(
                 f"training: epoch {event['epoch']} batch {event['batch']}/{event['batches']} "
                 f"ppl {event['ppl']:.1f}",
                 refresh=event["batch"] % 10 == 0,
+            )
+        elif kind == "epoch" and "epochs" in event:
+            self._bar.set_postfix_str(f"training: epoch {event['epoch']}/{event['epochs']}")
+        elif kind == "meta_step":
+            self._bar.set_postfix_str(
+                f"fitting surrogate: dish {event['dish']}/{event['dishes']} "
+                f"step {event['step']} loss {event['loss']:.4g}",
+                refresh=event["step"] % 5 == 0,
             )
 
     def _on_retry(self, key: str, attempt: int, reason: str) -> None:
@@ -486,6 +497,8 @@ class SearchEngine:
         self.workers = executor.workers
         if isinstance(executor, InlineExecutor) and hasattr(self.ground_truth, "progress"):
             self.ground_truth.progress = self._training_progress  # in process: show inside
+        if self.surrogate is not None and hasattr(self.surrogate, "progress"):
+            self.surrogate.progress = self._training_progress
         total = self.cfg.budget.evaluations
         self._bar = tqdm(
             total=total,

@@ -8,7 +8,7 @@ the dish's losses order the motifs with known ground truth as their real objecti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -192,6 +192,9 @@ class PetriDishSurrogate(Surrogate):
         groups = [seeds] if dish == "mlp" else [[s] for s in seeds]
         self.dishes_ = [self._make_dish(group) for group in groups]
         self.history_: list[list[float]] = [[] for _ in self.dishes_]
+        #: optional callback receiving ``{"event": "meta_step", ...}`` during ``fit`` (the
+        #: run's progress bar: a fit can take minutes)
+        self.progress: Callable[[dict[str, Any]], None] | None = None
         #: one sign per dish (see ``orient``), in the order of :meth:`dish_scores`' rows
         self.signs_: list[float] = [1.0] * o["dishes"]
 
@@ -324,6 +327,11 @@ class PetriDishSurrogate(Surrogate):
                     opt.step()
                 sched.step()
                 self.history_[k].append(float(loss.detach()))
+                if self.progress is not None:
+                    self.progress(
+                        {"event": "meta_step", "dish": k + 1, "dishes": len(self.dishes_),
+                         "step": len(self.history_[k]), "loss": self.history_[k][-1]}
+                    )  # fmt: skip
             dish.x_train = x_train.detach()
             dish.x_val = x_val.detach()
         return self

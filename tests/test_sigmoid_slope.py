@@ -226,3 +226,17 @@ def test_mlp_dishes_batched_together_match_each_dish_alone(space):
         alone = MLPDish(space, [seed], **opts).scores(slopes)
         assert torch.allclose(joint[k], alone[0], rtol=0, atol=1e-12)
     assert not torch.allclose(joint[0], joint[1])
+
+
+def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path, capsys):
+    from evo_nas.engine import run_search
+
+    cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
+    cfg["output_dir"] = str(tmp_path)
+    cfg["ground_truth"]["options"].update(epochs=2, seeds=1, hidden=8)
+    cfg["surrogate"]["options"] = {"inner_steps": 5, "meta_steps": 6, "dishes": 1}
+    cfg["budget"]["evaluations"] = 7
+    run_search(cfg, progress=True)
+    err = capsys.readouterr().err
+    assert "training: epoch 2/2" in err
+    assert "fitting surrogate: dish 1/1 step 5" in err
