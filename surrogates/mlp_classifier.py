@@ -22,7 +22,7 @@ from torch import nn
 
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import GroundTruth, Result
-from surrogates.batched_mlp import mlp_logits
+from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
 from surrogates.digits_data import DigitSplits, load_digits_splits, load_mnist_splits
 
 Progress = Callable[[dict[str, Any]], None]
@@ -137,17 +137,15 @@ class MLPClassifierGroundTruth(GroundTruth):
         for r in range(self.seeds):
             seed = int(np.random.SeedSequence([self.seed, r]).generate_state(1)[0])
             gen = torch.Generator().manual_seed(seed)
-            tensors = []
-            for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-                tensors.append(torch.randn(fan_in, fan_out, generator=gen) * self.init_scale)
-                tensors.append(torch.randn(1, fan_out, generator=gen) * self.init_scale)
-            per_seed.append(tensors)
+            per_seed.append(normal_mlp_weights(sizes, self.init_scale, gen))
         return [torch.stack(group) for group in zip(*per_seed, strict=True)]
 
     def _train(self, genotypes: list[Genotype], began: float) -> list[Result]:
         data, dev = self.data(), self.device
-        x_train = torch.as_tensor(data.x_train, device=dev)
-        y_train = torch.as_tensor(data.y_train, device=dev)
+        x_train, y_train, x_val, y_val, x_test, y_test = (
+            torch.as_tensor(a, device=dev)
+            for a in (data.x_train, data.y_train, data.x_val, data.y_val, data.x_test, data.y_test)
+        )
         models = [g for g in genotypes for _ in range(self.seeds)]  # genotype-major
         m = len(models)
         act = self.space.build_activation_batch(models).to(dev)
@@ -178,8 +176,8 @@ class MLPClassifierGroundTruth(GroundTruth):
                 opt.zero_grad()
                 losses[~diverged].sum().backward()
                 opt.step()
-            val_err = self._errors(act, params, data.x_val, data.y_val)
-            test_err = self._errors(act, params, data.x_test, data.y_test)
+            val_err = self._errors(act, params, x_val, y_val)
+            test_err = self._errors(act, params, x_test, y_test)
             better = (val_err < best_val) & ~diverged
             best_val = torch.where(better, val_err, best_val)
             best_test = torch.where(better, test_err, best_test)
@@ -200,16 +198,14 @@ class MLPClassifierGroundTruth(GroundTruth):
         ]  # fmt: skip
 
     def _errors(
-        self, act: nn.Module, params: list[torch.Tensor], x: np.ndarray, y: np.ndarray
+        self, act: nn.Module, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
     ) -> torch.Tensor:
         """Classification error ``[M]`` of every model on ``(x, y)``."""
         wrong = torch.zeros(params[0].size(0), device=self.device)
         with torch.no_grad():
             for i in range(0, len(x), _EVAL_BATCH):
-                xb = torch.as_tensor(x[i : i + _EVAL_BATCH], device=self.device)
-                yb = torch.as_tensor(y[i : i + _EVAL_BATCH], device=self.device)
-                pred = mlp_logits(act, params, xb).argmax(dim=-1)  # NaN logits: class 0
-                wrong += (pred != yb).sum(dim=1)
+                pred = mlp_logits(act, params, x[i : i + _EVAL_BATCH]).argmax(dim=-1)
+                wrong += (pred != y[i : i + _EVAL_BATCH]).sum(dim=1)  # NaN logits: class 0
         return wrong / len(x)
 
     def _result(

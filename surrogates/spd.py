@@ -159,10 +159,11 @@ class PetriDishSurrogate(Surrogate):
             "inner_steps",
             "meta_batch",
             "lr_decay_every",
+            "dishes",
         ]
-        for name, value in [(n, o[n]) for n in [*positive, "dishes"]]:
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
+        for name in positive:
+            if o[name] < 1:
+                raise ValueError(f"{name} must be at least 1, got {o[name]}")
         if predict_batch < 1:
             raise ValueError(f"predict_batch must be at least 1, got {predict_batch}")
         for name in ("inner_lr", "meta_lr", "init_scale"):

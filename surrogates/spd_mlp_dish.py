@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from search_spaces import Genotype, SearchSpace
-from surrogates.batched_mlp import mlp_logits
+from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
 from surrogates.spd_dish import train_then_score
 
 
@@ -54,10 +54,7 @@ class MLPDish:
         per_seed = []
         for seed in self.seed:
             gen = torch.Generator().manual_seed(seed)
-            init = []
-            for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-                init.append(torch.randn(fan_in, fan_out, generator=gen, dtype=dtype) * init_scale)
-                init.append(torch.randn(1, fan_out, generator=gen, dtype=dtype) * init_scale)
+            init = normal_mlp_weights(sizes, init_scale, gen, dtype)
             x_train = torch.randn(samples, dims, generator=gen, dtype=dtype)
             y_train = torch.randint(2, (samples, outputs), generator=gen).to(dtype)
             if val_samples == samples:
