@@ -4,7 +4,11 @@ VENV ?= .venv
 # A CPU build of torch that installs from this machine's disk; override elsewhere, e.g.
 # `make test TORCH_SPEC=torch` for the platform's default build.
 TORCH_SPEC ?= torch==2.13.0
-EVO_NAS_DATA ?= $(abspath ../shared/data)
+# Data: ../shared/data beside this checkout, else beside the local repository it was cloned
+# from (a fresh clone in a temporary folder), else ../shared/data (the tests then say so).
+ORIGIN := $(shell git config --get remote.origin.url 2>/dev/null)
+EVO_NAS_DATA ?= $(firstword $(wildcard $(abspath ../shared/data)) \
+	$(if $(ORIGIN),$(wildcard $(abspath $(ORIGIN)/../shared/data))) $(abspath ../shared/data))
 export EVO_NAS_DATA
 
 $(VENV)/.installed: setup.cfg pyproject.toml
