@@ -48,7 +48,8 @@ class PerNodeDartsCell(RecurrentCell):
             states = (h + c0.sigmoid() * (h0.tanh() - h)).unsqueeze(0)
             for i, (name, pred) in enumerate(self.genotype):
                 s_prev = states[pred]
-                c, hh = torch.split(s_prev.mm(self.ws[i]), hsz, -1)
+                s_in = s_prev * state_mask if state_mask is not None else s_prev
+                c, hh = torch.split(s_in.mm(self.ws[i]), hsz, -1)
                 s = s_prev + c.sigmoid() * (ACTIVATIONS[name](hh) - s_prev)
                 states = torch.cat([states, s.unsqueeze(0)], 0)
             h = torch.mean(states[self.outputs], dim=0)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from search_spaces.base import CellBatch, GenotypeError, RecurrentCell, SearchSpace
+from search_spaces.recurrent_weight import RecurrentWeight
 
 DartsGenotype = tuple[tuple[str, int], ...]
 
@@ -252,7 +253,11 @@ class DartsRNNSpace(SearchSpace):
 
 
 class DartsCell(RecurrentCell):
-    """The DARTS cell; the nodes reading the same predecessor share one matmul per step."""
+    """The DARTS cell; the nodes reading the same predecessor share one matmul per step.
+
+    As in DARTS' training code, ``state_mask`` (the hidden-state dropout) multiplies the
+    state entering every matmul of the step, node 0's and each node's.
+    """
 
     def __init__(
         self, genotype: DartsGenotype, outputs: list[int], input_size: int, hidden_size: int
@@ -281,25 +286,29 @@ class DartsCell(RecurrentCell):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         hsz = self.hidden_size
         (h,) = state
-        x_part = inputs @ self.w0[: self.input_size]  # all steps at once
-        w_h = self.w0[self.input_size :]
+        # unbind/cat rather than indexing or slicing in the loop: their backward passes
+        # stack, where an index's or a slice's zero-fills a whole buffer every time
+        x_parts = (inputs @ self.w0[: self.input_size]).unbind(0)  # all steps at once
+        w_h = RecurrentWeight(self.w0[self.input_size :])
+        node_weights = self.ws.unbind(0)
         group_weights = [
-            self.ws[[i - 1 for i in idx]].permute(1, 0, 2).reshape(hsz, -1)
+            RecurrentWeight(torch.cat([node_weights[i - 1] for i in idx], dim=1))
             for _, idx in self.groups
         ]  # [H, k * 2H]: node after node, each [c | h]
         outputs = []
-        for t in range(inputs.size(0)):
+        for x_part in x_parts:
             h_in = h * state_mask if state_mask is not None else h
-            c0, h0 = (x_part[t] + h_in @ w_h).split(hsz, dim=-1)
+            c0, h0 = (x_part + w_h(h_in)).split(hsz, dim=-1)
             s: list[torch.Tensor | None] = [None] * (len(self.genotype) + 1)
-            s[0] = h + torch.sigmoid(c0) * (torch.tanh(h0) - h)
+            s[0] = torch.lerp(h, torch.tanh(h0), torch.sigmoid(c0))
             for (pred, idx), w in zip(self.groups, group_weights):
                 prev = s[pred]
-                out = (prev @ w).view(prev.size(0), len(idx), 2 * hsz)
-                gates = torch.sigmoid(out[..., :hsz])
-                for k, i in enumerate(idx):
+                prev_in = prev * state_mask if state_mask is not None else prev
+                c, hh = w(prev_in).view(prev.size(0), len(idx), 2, hsz).unbind(2)
+                gates = torch.sigmoid(c).unbind(1)
+                for k, (i, z) in enumerate(zip(idx, hh.unbind(1))):
                     f = ACTIVATIONS[self.genotype[i - 1][0]]
-                    s[i] = prev + gates[:, k] * (f(out[:, k, hsz:]) - prev)
+                    s[i] = torch.lerp(prev, f(z), gates[k])
             h = torch.stack([s[i] for i in self.outputs]).mean(0)
             outputs.append(h)
         return torch.stack(outputs), (h,)

@@ -110,7 +110,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Minutes on two CPU cores (3-7 min measured on shared ones): nhid 128 keeps the decoder
     # (10,000 words, the main cost) affordable; 300 batches of 32 x 35 (a third of PTB
     # train) with a wider embedding init get well past the unigram model, far enough for the
-    # cells to part (one epoch: DARTS_V2 328, DARTS_V1 328, all-identity 358 valid ppl).
+    # cells to part (one epoch: DARTS_V2 329.5, DARTS_V1 329.3, all-identity 361.2 valid ppl).
     # Dropouts are scaled down since so short a training underfits rather than overfits;
     # evaluation covers all of valid, at batch 64.
     "cpu": {

@@ -51,6 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "l2": 1e-3,
         "orient": True,
         "dishes": 1,
+        "learn_targets": False,
     },
     "mlp": {
         "samples": 10,
@@ -76,6 +77,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "l2": 1e-5,
         "orient": False,
         "dishes": 3,
+        "learn_targets": False,
     },
 }
 
@@ -99,6 +101,8 @@ class PetriDishSurrogate(Surrogate):
     (objective inf) only count as worse than every finite one. ``meta_steps: 0`` keeps the
     synthetic data random (the ablation). A second ``fit`` continues from the samples
     learned so far (a warm start between the engine's rounds).
+    ``learn_targets`` (RNN dish, ``labels`` task) meta-learns soft per-step targets along
+    with the inputs (the issue's "optionally learned too").
     ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank (3 in
     the MLP preset: its dishes run batched, so the ensemble costs little there). With
     ``orient``, ``fit`` first checks on the training motifs whether low dish losses go with
@@ -136,6 +140,7 @@ class PetriDishSurrogate(Surrogate):
         l2: float | None = None,
         dishes: int | None = None,
         orient: bool | None = None,
+        learn_targets: bool | None = None,
         predict_batch: int = 512,
         precision: Literal["float32", "float64"] = "float32",
     ) -> None:
@@ -179,6 +184,8 @@ class PetriDishSurrogate(Surrogate):
             raise ValueError(
                 f"task must be recall|labels and loss rank|mse, got {o['task']}, {o['loss']}"
             )
+        if o["learn_targets"] and (dish != "rnn" or o["task"] != "labels"):
+            raise ValueError("learn_targets needs the rnn dish with task 'labels'")
         if o["target_transform"] not in ("log", "rank", "none") or precision not in _DTYPES:
             raise ValueError("target_transform must be log|rank|none, precision float32|float64")
         self.options: dict[str, Any] = {
@@ -231,6 +238,7 @@ class PetriDishSurrogate(Surrogate):
             o["delay"],
             o["classes"],
             dtype,
+            o["learn_targets"],
         )
 
     # -- meta-learning ---------------------------------------------------------------------------
@@ -270,16 +278,15 @@ class PetriDishSurrogate(Surrogate):
         dish: PetriDish | MLPDish,
         genotypes: Sequence[Genotype],
         targets: torch.Tensor,
-        x_train: torch.Tensor,
-        x_val: torch.Tensor,
+        data: dict[str, torch.Tensor],
     ) -> torch.Tensor:
         """The outer objective of one dish object (summed over the dishes it computes),
-        differentiable in ``x_train`` and ``x_val``."""
+        differentiable in the synthetic ``data`` (see the dishes' ``data``)."""
         start = sum(d.members for d in self.dishes_[: self.dishes_.index(dish)])
         signs = torch.tensor(self.signs_[start : start + dish.members], dtype=dish.dtype)
 
         def signed_scores(motifs: Sequence[Genotype]) -> torch.Tensor:
-            raw = dish.scores(motifs, x_train, x_val, create_graph=True)
+            raw = dish.scores(motifs, data, create_graph=True)
             return raw.reshape(dish.members, -1) * signs[:, None]
 
         scores = signed_scores(genotypes)
@@ -288,10 +295,11 @@ class PetriDishSurrogate(Surrogate):
             # a motif diverging in the dish would poison the meta-gradient: drop it
             keep = [i for i in range(len(genotypes)) if finite[i]]
             if len(keep) < 2:
-                return (x_train * 0).sum() + (x_val * 0).sum()  # nothing left to order
+                return sum((t * 0).sum() for t in data.values())  # nothing left to order
             genotypes, targets = [genotypes[i] for i in keep], targets[keep]
             scores = signed_scores(genotypes)
-        penalty = x_train.pow(2).mean() + x_val.pow(2).mean()
+        # the L2 penalty keeps the inputs in range; target logits are free
+        penalty = data["x_train"].pow(2).mean() + data["x_val"].pow(2).mean()
         loss = sum(self.outer_loss(row, targets) for row in scores)
         return loss + self.options["l2"] * dish.members * penalty
 
@@ -309,9 +317,8 @@ class PetriDishSurrogate(Surrogate):
                     self.signs_[k] = -1.0
         for k, dish in enumerate(self.dishes_):
             rng = np.random.default_rng([self.seed, k])
-            x_train = dish.x_train.clone().requires_grad_(True)
-            x_val = dish.x_val.clone().requires_grad_(True)
-            opt = torch.optim.Adam([x_train, x_val], lr=o["meta_lr"])
+            data = {k: v.clone().requires_grad_(True) for k, v in dish.data.items()}
+            opt = torch.optim.Adam(list(data.values()), lr=o["meta_lr"])
             sched = torch.optim.lr_scheduler.StepLR(opt, o["lr_decay_every"], o["lr_decay"])
             for _ in range(o["meta_steps"]):
                 n = min(o["meta_batch"], len(genotypes))
@@ -319,12 +326,12 @@ class PetriDishSurrogate(Surrogate):
                 t = targets[idx]
                 if int(torch.isfinite(t).sum()) < 2 or len(torch.unique(t)) < 2:
                     continue  # nothing to order in this batch
-                loss = self.meta_loss(dish, [genotypes[i] for i in idx], t, x_train, x_val)
+                loss = self.meta_loss(dish, [genotypes[i] for i in idx], t, data)
                 opt.zero_grad()
                 loss.backward()
-                grads_ok = all(torch.isfinite(x.grad).all() for x in (x_train, x_val))
+                grads_ok = all(torch.isfinite(x.grad).all() for x in data.values())
                 if torch.isfinite(loss) and grads_ok:
-                    _clip_per_dish(x_train, x_val, dish.members)
+                    _clip_per_dish(list(data.values()), dish.members)
                     opt.step()
                 sched.step()
                 self.history_[k].append(float(loss.detach()))
@@ -333,8 +340,7 @@ class PetriDishSurrogate(Surrogate):
                         {"event": "meta_step", "dish": k + 1, "dishes": len(self.dishes_),
                          "step": len(self.history_[k]), "loss": self.history_[k][-1]}
                     )  # fmt: skip
-            dish.x_train = x_train.detach()
-            dish.x_val = x_val.detach()
+            dish.data = {k: v.detach() for k, v in data.items()}
         return self
 
     # -- prediction ------------------------------------------------------------------------------
@@ -372,8 +378,7 @@ class PetriDishSurrogate(Surrogate):
             "seed": self.seed,
             "options": dict(self.options),
             "dishes": [
-                {"seed": d.seed, "x_train": d.x_train.numpy(), "x_val": d.x_val.numpy()}
-                for d in self.dishes_
+                {"seed": d.seed, **{k: v.numpy() for k, v in d.data.items()}} for d in self.dishes_
             ],
             "history": [list(h) for h in self.history_],
             "signs": list(self.signs_),
@@ -383,16 +388,15 @@ class PetriDishSurrogate(Surrogate):
         if state["options"] != self.options or state["seed"] != self.seed:
             raise ValueError("state was saved by a Petri dish surrogate with other options")
         for dish, saved in zip(self.dishes_, state["dishes"], strict=True):
-            dish.x_train = torch.as_tensor(saved["x_train"], dtype=dish.dtype).clone()
-            dish.x_val = torch.as_tensor(saved["x_val"], dtype=dish.dtype).clone()
+            dish.data = {k: torch.as_tensor(saved[k], dtype=dish.dtype).clone() for k in dish.data}
         self.history_ = [list(h) for h in state["history"]]
         self.signs_ = [float(v) for v in state["signs"]]
 
 
-def _clip_per_dish(x_train: torch.Tensor, x_val: torch.Tensor, members: int) -> None:
+def _clip_per_dish(tensors: list[torch.Tensor], members: int) -> None:
     """Scale each dish's share of the gradients (leading dimension when ``members`` > 1)
     to a norm of at most ``_GRAD_CLIP``, so the dishes stay independent."""
-    grads = [x.grad.view(members, -1) for x in (x_train, x_val)]
+    grads = [x.grad.view(members, -1) for x in tensors]
     norms = torch.sqrt(sum(g.pow(2).sum(dim=1) for g in grads))
     scale = torch.clamp(_GRAD_CLIP / (norms + 1e-6), max=1.0)
     for g in grads:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
+from torch import nn
 from torch.func import functional_call
 
 from search_spaces import Genotype, SearchSpace
@@ -88,9 +89,12 @@ class PetriDish:
     """Synthetic data, fixed projection/readout initialisation and the inner training loop.
 
     ``task`` is ``"recall"`` (regress the synthetic input seen ``delay`` steps earlier: a
-    memory test whose targets move with the learned inputs) or ``"labels"`` (fixed random
-    class labels per step, cross-entropy). Everything random comes from ``seed``; every motif
-    starts from the same weights, so score differences come from the motifs alone.
+    memory test whose targets move with the learned inputs) or ``"labels"`` (random class
+    labels per step, cross-entropy). With ``learn_targets`` (labels only) the labels become
+    learnable soft targets: logits ``[samples, steps, classes]`` starting at the random
+    labels smoothed by 0.1. ``data`` holds every learnable tensor (``x_train``, ``x_val`` and
+    with learned targets ``t_train``, ``t_val``). Everything random comes from ``seed``;
+    every motif starts from the same weights, so score differences come from the motifs.
     """
 
     def __init__(
@@ -109,7 +113,10 @@ class PetriDish:
         delay: int = 2,
         classes: int = 4,
         dtype: torch.dtype = torch.float32,
+        learn_targets: bool = False,
     ) -> None:
+        if learn_targets and task != "labels":
+            raise ValueError("learn_targets needs task 'labels'")
         self.space = space
         self.seed = int(seed)
         self.members = 1  # dishes computed by this object (the MLP dish batches several)
@@ -125,10 +132,16 @@ class PetriDish:
         self.proj = torch.randn(dims, input_size, generator=gen, dtype=dtype) / dims**0.5
         bound = 1.0 / hidden_size**0.5
         self.readout0 = (torch.rand(hidden_size, out, generator=gen, dtype=dtype) * 2 - 1) * bound
-        self.x_train = torch.randn(samples, steps, dims, generator=gen, dtype=dtype)
-        self.x_val = torch.randn(val_samples, steps, dims, generator=gen, dtype=dtype)
+        self.data: dict[str, torch.Tensor] = {
+            "x_train": torch.randn(samples, steps, dims, generator=gen, dtype=dtype),
+            "x_val": torch.randn(val_samples, steps, dims, generator=gen, dtype=dtype),
+        }
         self.y_train = torch.randint(classes, (samples, steps), generator=gen)
         self.y_val = torch.randint(classes, (val_samples, steps), generator=gen)
+        if learn_targets:
+            for split, y in (("train", self.y_train), ("val", self.y_val)):
+                smooth = nn.functional.one_hot(y, classes).to(dtype) * 0.9 + 0.1 / classes
+                self.data[f"t_{split}"] = smooth.log()
 
     def build(self, genotypes: Sequence[Genotype]) -> CellBatch:
         """The motifs' cells, initialised from the dish seed."""
@@ -145,7 +158,8 @@ class PetriDish:
         x: torch.Tensor,
         labels: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-motif loss ``[M]`` of the dish with weights ``params``/``readout`` on ``x``."""
+        """Per-motif loss ``[M]`` of the dish with weights ``params``/``readout`` on ``x``;
+        ``labels``: class indices ``[S, T]`` or target logits ``[S, T, classes]``."""
         seq = (x @ self.proj).transpose(0, 1)  # [T, S, I]
         inputs = seq[:, None].expand(-1, cells.num_motifs, -1, -1)
         hidden = functional_call(cells, params, (inputs,))  # [T, M, S, H]
@@ -154,23 +168,26 @@ class PetriDish:
             target = x.transpose(0, 1)[: -self.delay, None]  # [T - d, 1, S, D]
             return (pred[self.delay :] - target).pow(2).mean(dim=(0, 2, 3))
         logp = torch.log_softmax(pred, dim=-1)
+        if labels.is_floating_point():  # learned soft targets
+            probs = torch.softmax(labels, dim=-1).transpose(0, 1)[:, None]  # [T, 1, S, C]
+            return -(probs * logp).sum(-1).mean(dim=(0, 2))
         idx = labels.T[:, None, :, None].expand(-1, cells.num_motifs, -1, -1)
         return -logp.gather(-1, idx).mean(dim=(0, 2, 3))
 
     def scores(
         self,
         genotypes: Sequence[Genotype],
-        x_train: torch.Tensor | None = None,
-        x_val: torch.Tensor | None = None,
+        data: dict[str, torch.Tensor] | None = None,
         create_graph: bool = False,
     ) -> torch.Tensor:
         """Validation loss ``[M]`` of each motif after the inner training (NaN if diverged).
 
-        With ``create_graph`` the result is differentiable in ``x_train``/``x_val`` (which
-        default to the dish's own samples) through the unrolled inner loop.
+        With ``create_graph`` the result is differentiable in ``data`` (which defaults to
+        the dish's own :attr:`data`) through the unrolled inner loop.
         """
-        x_train = self.x_train if x_train is None else x_train
-        x_val = self.x_val if x_val is None else x_val
+        data = self.data if data is None else data
+        y_train = data.get("t_train", self.y_train)
+        y_val = data.get("t_val", self.y_val)
         cells = self.build(genotypes)
         names = [n for n, _ in cells.named_parameters()]
         m = cells.num_motifs
@@ -182,8 +199,8 @@ class PetriDish:
             return self.task_loss(cells, weights, ps[-1], x, labels)
 
         return train_then_score(
-            lambda ps: loss(ps, x_train, self.y_train).sum(),
-            lambda ps: loss(ps, x_val, self.y_val),
+            lambda ps: loss(ps, data["x_train"], y_train).sum(),
+            lambda ps: loss(ps, data["x_val"], y_val),
             params,
             self.inner_steps,
             self.inner_lr,

@@ -65,7 +65,9 @@ class MLPDish:
             per_seed.append([*init, x_train, y_train, x_val, y_val])
         stacked = [torch.stack(group) for group in zip(*per_seed, strict=True)]
         self.init: list[torch.Tensor] = stacked[:-4]
-        self.x_train, self.y_train, self.x_val, self.y_val = stacked[-4:]
+        x_train, self.y_train, x_val, self.y_val = stacked[-4:]
+        #: the learnable synthetic inputs
+        self.data: dict[str, torch.Tensor] = {"x_train": x_train, "x_val": x_val}
 
     def task_loss(
         self, act: nn.Module, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
@@ -78,14 +80,13 @@ class MLPDish:
     def scores(
         self,
         genotypes: Sequence[Genotype],
-        x_train: torch.Tensor | None = None,
-        x_val: torch.Tensor | None = None,
+        data: dict[str, torch.Tensor] | None = None,
         create_graph: bool = False,
     ) -> torch.Tensor:
         """Validation loss ``[dishes, M]`` of each motif after the inner training (NaN if
-        diverged); differentiable in ``x_train``/``x_val`` with ``create_graph``."""
-        x_train = self.x_train if x_train is None else x_train
-        x_val = self.x_val if x_val is None else x_val
+        diverged); differentiable in ``data`` (default :attr:`data`) with ``create_graph``."""
+        data = self.data if data is None else data
+        x_train, x_val = data["x_train"], data["x_val"]
         d, m = self.members, len(genotypes)
         act = self.space.build_activation_batch(list(genotypes) * d).to(self.dtype)
 

@@ -8,6 +8,7 @@ import torch
 
 from search_spaces import GenotypeError, get_space
 from search_spaces.darts_rnn import ACTIVATIONS
+from search_spaces.recurrent_weight import RecurrentWeight
 
 V2 = "sigmoid0 relu1 relu1 identity1 tanh2 sigmoid5 tanh3 relu5"
 
@@ -78,13 +79,13 @@ def test_ten_thousand_mutations_stay_valid_and_change_the_cell(space):
         g = child
 
 
-def _reference_step(cell, genotype, x, h):
-    """One step computed node by node, as DARTS wrote it."""
+def _reference_step(cell, genotype, x, h, mask):
+    """One step computed node by node, as DARTS wrote it (``mask``: hidden dropout)."""
     hsz = cell.hidden_size
-    c0, h0 = (torch.cat([x, h], -1) @ cell.w0).split(hsz, -1)
+    c0, h0 = (torch.cat([x, h * mask], -1) @ cell.w0).split(hsz, -1)
     states = [h + torch.sigmoid(c0) * (torch.tanh(h0) - h)]
     for i, (act, pred) in enumerate(genotype):
-        c, hh = (states[pred] @ cell.ws[i]).split(hsz, -1)
+        c, hh = (states[pred] * mask @ cell.ws[i]).split(hsz, -1)
         s = states[pred]
         states.append(s + torch.sigmoid(c) * (ACTIVATIONS[act](hh) - s))
     return torch.stack([states[i] for i in cell.outputs]).mean(0)
@@ -97,14 +98,42 @@ def test_cell_matches_node_by_node_reference(output):
     torch.manual_seed(0)
     cell = space.build_cell(g, 6, 10).double()
     x = torch.randn(7, 3, 6, dtype=torch.float64)
-    out, (h_last,) = cell(x, cell.init_state(3))
+    mask = (torch.rand(3, 10) > 0.3).double() / 0.7
+    out, (h_last,) = cell(x, cell.init_state(3), mask)
     h = torch.zeros(3, 10, dtype=torch.float64)
+    ref = []
     for t in range(7):
-        h = _reference_step(cell, g, x[t], h)
+        h = _reference_step(cell, g, x[t], h, mask)
+        ref.append(h)
         torch.testing.assert_close(out[t], h)
     torch.testing.assert_close(h_last, h)
-    out.sum().backward()
-    assert cell.w0.grad is not None and cell.ws.grad.abs().sum() > 0
+    # gradients (the cell forms its recurrent weights' gradients in one product) match plain
+    # autograd through the reference
+    weights = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weights).sum(), (cell.w0, cell.ws))
+    expected = torch.autograd.grad((torch.stack(ref) * weights).sum(), (cell.w0, cell.ws))
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_recurrent_weight_gives_plain_autograd_gradients_of_every_order():
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(4, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    h0 = torch.randn(3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+
+    def loss(custom: bool) -> torch.Tensor:
+        step = RecurrentWeight(w * 1.0) if custom else (lambda z: z @ (w * 1.0))
+        h = h0
+        for _ in range(5):
+            h = torch.tanh(step(h))
+        return h.pow(2).sum()
+
+    firsts = [torch.autograd.grad(loss(c), (w, h0), create_graph=True) for c in (True, False)]
+    for got, want in zip(*firsts, strict=True):
+        torch.testing.assert_close(got, want)
+    seconds = [torch.autograd.grad(f[0].sum(), h0)[0] for f in firsts]
+    torch.testing.assert_close(seconds[0], seconds[1])
+    assert torch.autograd.gradcheck(lambda a, b: RecurrentWeight(b)(a), (h0, w))
 
 
 def test_loose_ends_are_the_leaves():

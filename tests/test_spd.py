@@ -85,42 +85,49 @@ def test_default_build_cell_batch_stacks_the_space_cells():
         torch.testing.assert_close(out[:, m], cell(x[:, m], cell.init_state(2))[0])
 
 
-@pytest.mark.parametrize("loss", ["rank", "mse"])
-def test_meta_gradient_matches_finite_differences(loss):
+@pytest.mark.parametrize(
+    ("loss", "learn_targets"), [("rank", False), ("mse", False), ("rank", True)]
+)
+def test_meta_gradient_matches_finite_differences(loss, learn_targets):
     space = DartsRNNSpace(nodes=3, activations=("tanh", "sigmoid", "identity"))
     genotypes = _motifs(space, 5)
     opts = dict(TINY, samples=3, val_samples=2, steps=4, dims=2, hidden_size=3, inner_steps=3)
-    spd = PetriDishSurrogate(space, seed=0, loss=loss, precision="float64", **opts)
+    opts.update(loss=loss, learn_targets=learn_targets, task="labels")
+    spd = PetriDishSurrogate(space, seed=0, precision="float64", **opts)
     dish = spd.dishes_[0]
+    assert sorted(dish.data) == (
+        ["t_train", "t_val", "x_train", "x_val"] if learn_targets else ["x_train", "x_val"]
+    )
     # one diverged motif (inf) takes part as "worse than every finite one"
     targets = spd._targets([3.0, 1.0, np.inf, 2.0, 5.0])
-    x_train = dish.x_train.clone().requires_grad_(True)
-    x_val = dish.x_val.clone().requires_grad_(True)
-    spd.meta_loss(dish, genotypes, targets, x_train, x_val).backward()
+    data = {k: v.clone().requires_grad_(True) for k, v in dish.data.items()}
+    spd.meta_loss(dish, genotypes, targets, data).backward()
     rng = np.random.default_rng(0)
     # Adam's first steps are nearly sign(g): the loss is sharply curved, so a small step
     eps = 1e-7
-    for x, grad in ((dish.x_train, x_train.grad), (dish.x_val, x_val.grad)):
+    for name, x in dish.data.items():
+        assert data[name].grad.abs().sum() > 0
         for _ in range(4):
             idx = tuple(int(rng.integers(s)) for s in x.shape)
             values = []
             for sign in (1, -1):
                 xp = x.clone()
                 xp[idx] += sign * eps
-                a, b = (xp, dish.x_val) if x is dish.x_train else (dish.x_train, xp)
                 with torch.no_grad():
-                    values.append(float(spd.meta_loss(dish, genotypes, targets, a, b)))
+                    moved = {**dish.data, name: xp}
+                    values.append(float(spd.meta_loss(dish, genotypes, targets, moved)))
             fd = (values[0] - values[1]) / (2 * eps)
-            assert grad[idx].item() == pytest.approx(fd, rel=1e-4, abs=1e-7)
-    assert x_train.grad.abs().sum() > 0 and x_val.grad.abs().sum() > 0
+            assert data[name].grad[idx].item() == pytest.approx(fd, rel=1e-4, abs=1e-7)
 
 
-@pytest.mark.parametrize("task", ["recall", "labels"])
-def test_fit_drives_the_training_rank_correlation_up(task):
+@pytest.mark.parametrize(
+    ("task", "learn_targets"), [("recall", False), ("labels", False), ("labels", True)]
+)
+def test_fit_drives_the_training_rank_correlation_up(task, learn_targets):
     space = DartsRNNSpace(nodes=4)
     genotypes = _motifs(space, 16)
     y = _known_objective(genotypes)
-    opts = dict(TINY, task=task, orient=False)
+    opts = dict(TINY, task=task, orient=False, learn_targets=learn_targets)
     before = spearmanr(
         PetriDishSurrogate(space, seed=0, meta_steps=0, **opts).predict(genotypes), y
     )
@@ -179,7 +186,7 @@ def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
     y = _known_objective(genotypes)
     y[4] = np.inf  # a diverged ground truth in the training set too
     spd.fit(genotypes, y)  # must not raise
-    assert torch.isfinite(spd.dishes_[0].x_train).all()
+    assert all(torch.isfinite(t).all() for t in spd.dishes_[0].data.values())
     pred = spd.predict(genotypes)
     assert pred[3] == np.inf and np.isfinite(np.delete(pred, 3)).all()
     ensemble = PetriDishSurrogate(space, seed=0, meta_steps=0, dishes=3, **TINY)
@@ -187,18 +194,22 @@ def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
     assert ranks[3] == ranks.max() == len(genotypes) and np.isfinite(ranks).all()
 
 
-def test_state_round_trip_restores_the_learned_samples():
+@pytest.mark.parametrize("learn_targets", [False, True])
+def test_state_round_trip_restores_the_learned_samples(learn_targets):
     space = DartsRNNSpace(nodes=4)
     genotypes = _motifs(space, 12)
-    spd = PetriDishSurrogate(space, seed=2, meta_steps=3, dishes=2, **TINY)
+    opts = dict(TINY, meta_steps=3, dishes=2, task="labels", learn_targets=learn_targets)
+    spd = PetriDishSurrogate(space, seed=2, **opts)
     spd.fit(genotypes, _known_objective(genotypes))
     state = pickle.loads(pickle.dumps(spd.state_dict()))
-    fresh = PetriDishSurrogate(space, seed=2, meta_steps=3, dishes=2, **TINY)
+    fresh = PetriDishSurrogate(space, seed=2, **opts)
+    for name, tensor in fresh.dishes_[0].data.items():  # every learnable tensor moved
+        assert not torch.equal(tensor, spd.dishes_[0].data[name])
     assert not np.array_equal(fresh.predict(genotypes), spd.predict(genotypes))
     fresh.load_state_dict(state)
     np.testing.assert_array_equal(fresh.predict(genotypes), spd.predict(genotypes))
     assert fresh.history_ == spd.history_
-    other = PetriDishSurrogate(space, seed=2, meta_steps=3, dishes=2, **dict(TINY, hidden_size=5))
+    other = PetriDishSurrogate(space, seed=2, **dict(opts, hidden_size=5))
     with pytest.raises(ValueError, match="other options"):
         other.load_state_dict(state)
 
@@ -212,6 +223,8 @@ def test_registry_and_option_errors():
         {"task": "recall", "delay": 6},
         {"meta_lr": 0.0},
         {"loss": "hinge"},
+        {"task": "recall", "learn_targets": True},
+        {"dish": "mlp", "learn_targets": True},
     ):
         with pytest.raises(ValueError):
             PetriDishSurrogate(space, **dict(TINY, **bad))
