@@ -115,7 +115,8 @@ def main() -> None:
     if len(inside) < args.train:
         raise SystemExit(f"only {len(inside)} grid slopes in {TRAIN_RANGE}, need {args.train}")
     pick = sorted({inside[int(round(k))] for k in np.linspace(0, len(inside) - 1, args.train)})
-    rest = [i for i in range(len(slopes)) if i not in set(pick)]
+    picked = set(pick)
+    rest = [i for i in range(len(slopes)) if i not in picked]
     train, y_train = [slopes[i] for i in pick], y[pick]
     test, y_test = [slopes[i] for i in rest], y[rest]
     best_slope = slopes[int(np.argmin(y))]

@@ -39,14 +39,19 @@ class DigitSplits:
     classes: int = 10
 
 
+def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Refuse validation/test fractions that leave no data for one of the three splits."""
+    if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
+        raise ValueError("need val_fraction > 0, test_fraction > 0 and their sum below 1")
+
+
 def load_digits_splits(
     val_fraction: float = 0.2, test_fraction: float = 0.2, split_seed: int = 0
 ) -> DigitSplits:
     """scikit-learn's 8x8 digits, split by a permutation drawn from ``split_seed``."""
     from sklearn.datasets import load_digits
 
-    if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
-        raise ValueError("need val_fraction > 0, test_fraction > 0 and their sum below 1")
+    check_split_fractions(val_fraction, test_fraction)
     data = load_digits()
     x = (data.data / 16.0).astype(np.float32)
     y = data.target.astype(np.int64)

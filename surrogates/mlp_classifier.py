@@ -23,7 +23,12 @@ from torch import nn
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import GroundTruth, Result
 from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
-from surrogates.digits_data import DigitSplits, load_digits_splits, load_mnist_splits
+from surrogates.digits_data import (
+    DigitSplits,
+    check_split_fractions,
+    load_digits_splits,
+    load_mnist_splits,
+)
 
 Progress = Callable[[dict[str, Any]], None]
 _EVAL_BATCH = 2048
@@ -76,8 +81,7 @@ class MLPClassifierGroundTruth(GroundTruth):
                 raise ValueError(f"{name} must be at least 1, got {value}")
         if not (lr > 0 and init_scale > 0):
             raise ValueError("lr and init_scale must be positive")
-        if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
-            raise ValueError("need val_fraction > 0, test_fraction > 0 and their sum below 1")
+        check_split_fractions(val_fraction, test_fraction)  # now, not at the first evaluation
         self.dataset, self.data_dir = dataset, data_dir
         self.hidden, self.layers, self.epochs, self.patience = hidden, layers, epochs, patience
         self.batch_size, self.lr, self.init_scale = batch_size, lr, init_scale

@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 from search_spaces import GenotypeError, get_space
 from search_spaces.sigmoid_slope import SigmoidSlopeSpace
 from surrogates.data_files import DataError, md5sum
-from surrogates.digits_data import MNIST_FILES, load_mnist_splits
+from surrogates.digits_data import MNIST_FILES, load_digits_splits, load_mnist_splits
 from surrogates.mlp_classifier import MLPClassifierGroundTruth
 from surrogates.spd import PetriDishSurrogate
 from surrogates.spd_mlp_dish import MLPDish
@@ -148,6 +148,17 @@ def test_mnist_loader_reads_verified_idx_files_and_refuses_altered_ones(tmp_path
     (tmp_path / names[1]).unlink()
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: missing"):
         load_mnist_splits(tmp_path, checksums=sums)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"val_fraction": 0.0}, {"val_fraction": 0.5, "test_fraction": 0.5}, {"seeds": 0}]
+)
+def test_classifier_options_are_refused_when_built(space, bad):
+    with pytest.raises(ValueError, match="fraction|seeds"):
+        MLPClassifierGroundTruth(space, **bad)
+    if "seeds" not in bad:
+        with pytest.raises(ValueError, match="fraction"):
+            load_digits_splits(**bad)
 
 
 # -- the MLP dish ------------------------------------------------------------------------------
