@@ -115,9 +115,10 @@ def run_steady_state(engine: SearchEngine) -> None:
     st.setdefault("since_log", 0)
     stale = 0
 
-    def refill() -> None:
+    def refill(finished: int = 0) -> None:
+        """Give free workers new cells; ``finished`` cells are done but not yet recorded."""
         nonlocal stale
-        while len(cache.in_flight) < engine.workers and not cache.exhausted():
+        while len(cache.in_flight) - finished < engine.workers and not cache.exhausted():
             candidate = _next_candidate(engine)
             if candidate is None:
                 stale += 1
@@ -139,7 +140,9 @@ def run_steady_state(engine: SearchEngine) -> None:
         for key, result in finished:
             _absorb(engine, {**cache.in_flight[key], "key": key, "result": result})
         if finished:
-            refill()  # free workers first, bookkeeping (and checkpoints) after
+            # free workers first, bookkeeping after: the records' checkpoints then hold the
+            # new cells as in flight, so a killed driver re-queues them
+            refill(len(finished))
         new = [cache.record(key, result) for key, result in finished]
         if engine.surrogate is not None and st.get("since_fit", 0) >= cfg.surrogate_loop.promote:
             _refresh_candidates(engine)  # refit on the new results, re-rank the candidates

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evo_nas.engine import run_search
+from evo_nas.engine import run_search, start_run
+from evo_nas.executors import InlineExecutor
 from evo_nas.rundir import RunDir
 
 
@@ -80,3 +81,50 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, demo_table, surrogate, a
     events = got.read_events()
     assert sum(e["event"] == "resume" for e in events) == 3
     assert sum(e["event"] == "evaluation" for e in events) == 26
+
+
+class PairedExecutor(InlineExecutor):
+    """Two workers whose evaluations finish together, as equally long trainings do."""
+
+    workers = 2
+
+    def __init__(self) -> None:
+        self._waited: set[int] = set()
+
+    def wait(self, handles, timeout):
+        handles = list(handles)
+        if len(handles) >= 2 or id(handles[0]) in self._waited:
+            return handles
+        self._waited.add(id(handles[0]))  # a lone evaluation finishes on the next poll
+        return []
+
+
+def test_asynchronous_checkpoints_hold_the_cells_the_workers_run(tmp_path, demo_table, monkeypatch):
+    """A killed driver can re-queue only what its last checkpoint says is running."""
+    monkeypatch.setattr("evo_nas.engine.make_executor", lambda cfg: PairedExecutor())
+    cfg = {
+        "name": "paired",
+        "output_dir": str(tmp_path / "runs"),
+        "seed": 3,
+        "space": {"name": "darts_rnn", "options": {"nodes": 4}},
+        "ground_truth": {"name": "table", "options": {"path": str(demo_table)}},
+        "surrogate": "none",
+        "search": {"population": 4, "sample": 2, "offspring": 2},
+        "budget": {"evaluations": 10},
+        "execution": {"workers": 2, "asynchronous": True},
+    }
+    engine, rd = start_run(cfg, progress=False)
+    running = {}
+    original = engine._on_record
+
+    def on_record(record):
+        original(record)  # writes the checkpoint
+        running[record["index"]] = set(rd.load_checkpoint()["in_flight"])
+
+    engine.cache.on_record = on_record
+    engine.run()
+    assert sorted(running) == list(range(1, 11))
+    # both workers busy after every record but the last two: the finished pair's successors
+    # were submitted before its records (and checkpoints) were written
+    # (its partner still waits for its own record after the first of a pair)
+    assert [len(running[i]) for i in range(1, 11)] == [3, 2] * 4 + [1, 0]
