@@ -103,6 +103,11 @@ class TrainConfig:
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
+#: part of every cache key: bumped when a change to the model or the cells changes what a
+#: training gives for the same genotype and config, so results and checkpoints written by
+#: older code are not reused (2: DARTS' hidden-state dropout mask on every node)
+RESULTS_VERSION = 2
+
 #: field overrides of the DARTS defaults per preset
 PRESETS: dict[str, dict[str, Any]] = {
     # DARTS' final evaluation (its train.py trains up to 8000 epochs; set `epochs` to taste)
@@ -471,7 +476,7 @@ class PTBTrainer(GroundTruth):
         """(cached result, checkpoint) files of a genotype under this config, if attached."""
         if self.workdir is None:
             return None
-        key = f"{self.space.key(genotype)}|{self.config.digest()}"
+        key = f"{self.space.key(genotype)}|{self.config.digest()}|v{RESULTS_VERSION}"
         name = hashlib.sha256(key.encode()).hexdigest()[:20]
         return (
             self.workdir / "results" / f"{name}.json",

@@ -16,7 +16,13 @@ from search_spaces import get_space
 from surrogates import GROUND_TRUTHS
 from surrogates.ptb_corpus import load_corpus
 from surrogates.ptb_model import build_model
-from surrogates.ptb_trainer import PTBTrainer, _Averager, make_config, resolve_device
+from surrogates.ptb_trainer import (
+    RESULTS_VERSION,
+    PTBTrainer,
+    _Averager,
+    make_config,
+    resolve_device,
+)
 
 SPACE = get_space("darts_rnn")
 
@@ -73,7 +79,7 @@ def _strip_times(curve: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "time_s"} for row in curve]
 
 
-def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path) -> None:
+def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
     options = {**QUICK, "test": True}
     plain = PTBTrainer(SPACE, **options)
     plain.attach(tmp_path / "plain")
@@ -108,6 +114,14 @@ def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path) -> N
     again.attach(tmp_path / "resumed")
     again.progress = lambda e: pytest.fail("trained a cached cell again")
     assert again.evaluate_one(V2) == result
+    # results of an older model version are not reused
+    monkeypatch.setattr("surrogates.ptb_trainer.RESULTS_VERSION", RESULTS_VERSION + 1)
+    newer = PTBTrainer(SPACE, **options)
+    newer.attach(tmp_path / "resumed")
+    retrained = []
+    newer.progress = lambda e: e["event"] == "epoch" and retrained.append(e["epoch"])
+    assert newer.evaluate_one(V2).objective == result.objective and retrained == [1, 2, 3]
+    monkeypatch.undo()
     # another config (seed) is another cache entry
     other = PTBTrainer(SPACE, **{**options, "seed": 1, "epochs": 1})
     other.attach(tmp_path / "resumed")
