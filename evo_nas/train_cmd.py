@@ -14,7 +14,9 @@ import yaml
 from tqdm import tqdm
 
 from search_spaces import GenotypeError, UnknownNameError, get_space
-from surrogates.ptb_corpus import CorpusError, fetch_ptb, ptb_dir
+from surrogates.data_files import DataError
+from surrogates.digits_data import fetch_mnist
+from surrogates.ptb_corpus import fetch_ptb
 from surrogates.ptb_trainer import PRESETS, PTBTrainer
 
 _TRAINER_OPTIONS = set(inspect.signature(PTBTrainer).parameters) - {"space"}
@@ -163,19 +165,19 @@ def data() -> None:
 
 
 @data.command("fetch")
-@click.argument("dataset", type=click.Choice(["ptb"]))
+@click.argument("dataset", type=click.Choice(["ptb", "mnist"]))
 @click.option("--source", default=None, help="URL, archive or folder (default: a public copy).")
 @click.option(
     "--dest",
     type=click.Path(path_type=Path),
     default=None,
-    help="Target folder (default: $EVO_NAS_DATA/ptb, else the user cache).",
+    help="Target folder (default: $EVO_NAS_DATA/DATASET, else the user cache).",
 )
 def fetch(dataset: str, source: str | None, dest: Path | None) -> None:
     """Download or copy DATASET, verify its checksums and install it."""
-    target = ptb_dir(dest)
+    fetcher = fetch_ptb if dataset == "ptb" else fetch_mnist
     try:
-        folder = fetch_ptb(source, target)
-    except (CorpusError, OSError) as e:
+        folder = fetcher(source, dest)
+    except (DataError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{dataset}: installed and verified in {folder}")

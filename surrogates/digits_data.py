@@ -1,9 +1,10 @@
 """Handwritten-digit sets for the MLP classifier ground truth: train/validation/test arrays.
 
 ``digits`` is scikit-learn's bundled 8x8 set (1,797 images, no download), split by a seeded
-permutation. ``mnist`` reads the four gzipped IDX files of MNIST from a folder the user
-provides (default ``<data root>/mnist``), checked against their published sizes and MD5s
-like the PTB files; validation is the last 10,000 training images.
+permutation. ``mnist`` reads the four gzipped IDX files of MNIST from a folder (default
+``<data root>/mnist``, where ``evo-nas data fetch mnist`` installs them), checked against
+their published sizes and MD5s like the PTB files; validation is the last 10,000 training
+images.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogates.data_files import DataError, data_root, verify_files
+from surrogates.data_files import DataError, data_root, fetch_files, verify_files
 
 #: file name -> (bytes, md5) of the published MNIST archives
 MNIST_FILES: dict[str, tuple[int, str]] = {
@@ -24,6 +25,8 @@ MNIST_FILES: dict[str, tuple[int, str]] = {
     "t10k-labels-idx1-ubyte.gz": (4_542, "ec29112dd5afa0611ce80d1b7f02629c"),
 }
 _MNIST_VALIDATION = 10_000
+#: a public mirror of the four MNIST archives (the one torchvision reads)
+MNIST_SOURCE = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,31 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(shape)
 
 
+def mnist_dir(path: Path | None = None) -> Path:
+    """The MNIST folder: ``path`` when given, else ``<data root>/mnist``."""
+    return Path(path).expanduser() if path is not None else data_root() / "mnist"
+
+
+def fetch_mnist(
+    source: str | None = None,
+    dest: Path | None = None,
+    checksums: dict[str, tuple[int, str]] | None = None,
+) -> Path:
+    """Install MNIST into ``dest`` (default ``<data root>/mnist``), verified against
+    ``checksums`` (default the published ones); ``source``: a URL, archive or folder,
+    default :data:`MNIST_SOURCE`."""
+    files = MNIST_FILES if checksums is None else checksums
+    return fetch_files(files, source or MNIST_SOURCE, mnist_dir(dest))
+
+
 def load_mnist_splits(
     folder: Path | None = None, checksums: dict[str, tuple[int, str]] | None = None
 ) -> DigitSplits:
     """MNIST from ``folder`` (default ``<data root>/mnist``), verified against ``checksums``
     (default the published ones) before it is read."""
-    folder = Path(folder).expanduser() if folder is not None else data_root() / "mnist"
+    folder = mnist_dir(folder)
     files = MNIST_FILES if checksums is None else checksums
-    verify_files(folder, files, "download the four MNIST .gz files into this folder")
+    verify_files(folder, files, "install it with `evo-nas data fetch mnist`")
     names = list(MNIST_FILES)
     x_all = _read_idx(folder / names[0]).reshape(-1, 28 * 28).astype(np.float32) / 255.0
     y_all = _read_idx(folder / names[1]).astype(np.int64)

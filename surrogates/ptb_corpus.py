@@ -9,18 +9,12 @@ in one line naming the file, before any training starts.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import tarfile
-import tempfile
-import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from surrogates.data_files import DataError, data_root, verify_files
+from surrogates.data_files import DataError, data_root, fetch_files, verify_files
 
 SPLITS = ("train", "valid", "test")
 #: file name -> (bytes, md5), the published figures (see the data README)
@@ -49,79 +43,13 @@ def verify_ptb(folder: Path) -> None:
     verify_files(folder, PTB_FILES, "install it with `evo-nas data fetch ptb`", CorpusError)
 
 
-# -- fetching ----------------------------------------------------------------------------------
-def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://", "file://"))
-
-
-def _download(url: str, dest: Path) -> None:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as out:
-            shutil.copyfileobj(resp, out)
-    except OSError as e:  # URLError and HTTPError are OSErrors
-        raise CorpusError(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
-
-
-def _extract(archive: Path, into: Path) -> None:
-    """Copy the three PTB files (matched by base name, anywhere in the archive) into ``into``."""
-    wanted = set(PTB_FILES)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                base = Path(info.filename).name
-                if base in wanted and not info.is_dir():
-                    with zf.open(info) as src, (into / base).open("wb") as out:
-                        shutil.copyfileobj(src, out)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            for member in tf.getmembers():
-                base = Path(member.name).name
-                src = tf.extractfile(member) if member.isfile() and base in wanted else None
-                if src is not None:
-                    with src, (into / base).open("wb") as out:
-                        shutil.copyfileobj(src, out)
-    else:
-        raise CorpusError(f"{archive}: not a zip or tar archive, nor a folder of PTB files")
-
-
 def fetch_ptb(source: str | None = None, dest: Path | None = None) -> Path:
     """Install PTB into ``dest`` (default ``<data root>/ptb``) and return that folder.
 
-    ``source`` is a URL (a folder holding the three files, or a zip/tar archive), a local
-    archive or a local folder; default :data:`DEFAULT_SOURCE`. Files are gathered in a
-    temporary folder next to ``dest``, verified, then moved into place, so a failed fetch
-    never leaves a half-written corpus behind.
+    ``source``: a URL, archive or folder (see :func:`~surrogates.data_files.fetch_files`);
+    default :data:`DEFAULT_SOURCE`.
     """
-    source = source or DEFAULT_SOURCE
-    dest = ptb_dir(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".ptb-fetch-") as tmp:
-        stage = Path(tmp)
-        if _is_url(source):
-            if source.lower().endswith((".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2")):
-                archive = stage / "archive"
-                _download(source, archive)
-                _extract(archive, stage)
-            else:
-                base = source if source.endswith("/") else source + "/"
-                for name in PTB_FILES:
-                    _download(base + name, stage / name)
-        else:
-            local = Path(source).expanduser()
-            if local.is_dir():
-                for name in PTB_FILES:
-                    if not (local / name).is_file():
-                        raise CorpusError(f"{local / name}: missing")
-                    shutil.copyfile(local / name, stage / name)
-            elif local.is_file():
-                _extract(local, stage)
-            else:
-                raise CorpusError(f"{local}: no such file or folder")
-        verify_ptb(stage)
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in PTB_FILES:
-            os.replace(stage / name, dest / name)
-    return dest
+    return fetch_files(PTB_FILES, source or DEFAULT_SOURCE, ptb_dir(dest), CorpusError)
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -13,12 +13,19 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from click.testing import CliRunner
 from scipy.stats import spearmanr
 
+from evo_nas.train_cmd import data as data_group
 from search_spaces import GenotypeError, get_space
 from search_spaces.sigmoid_slope import SigmoidSlopeSpace
 from surrogates.data_files import DataError, md5sum
-from surrogates.digits_data import MNIST_FILES, load_digits_splits, load_mnist_splits
+from surrogates.digits_data import (
+    MNIST_FILES,
+    fetch_mnist,
+    load_digits_splits,
+    load_mnist_splits,
+)
 from surrogates.mlp_classifier import MLPClassifierGroundTruth
 from surrogates.spd import PetriDishSurrogate
 from surrogates.spd_mlp_dish import MLPDish
@@ -127,14 +134,21 @@ def _idx(path: Path, array: np.ndarray) -> None:
         fh.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_mnist_loader_reads_verified_idx_files_and_refuses_altered_ones(tmp_path):
+def _stand_in_mnist(folder: Path) -> dict[str, tuple[int, str]]:
+    """Four small IDX files under MNIST's names (50 training, 20 test images); their sums."""
     rng = np.random.default_rng(0)
     names = list(MNIST_FILES)
-    _idx(tmp_path / names[0], rng.integers(0, 256, (50, 28, 28)))
-    _idx(tmp_path / names[1], rng.integers(0, 10, 50))
-    _idx(tmp_path / names[2], rng.integers(0, 256, (20, 28, 28)))
-    _idx(tmp_path / names[3], rng.integers(0, 10, 20))
-    sums = {n: ((tmp_path / n).stat().st_size, md5sum(tmp_path / n)) for n in names}
+    folder.mkdir(parents=True, exist_ok=True)
+    _idx(folder / names[0], rng.integers(0, 256, (50, 28, 28)))
+    _idx(folder / names[1], rng.integers(0, 10, 50))
+    _idx(folder / names[2], rng.integers(0, 256, (20, 28, 28)))
+    _idx(folder / names[3], rng.integers(0, 10, 20))
+    return {n: ((folder / n).stat().st_size, md5sum(folder / n)) for n in names}
+
+
+def test_mnist_loader_reads_verified_idx_files_and_refuses_altered_ones(tmp_path):
+    names = list(MNIST_FILES)
+    sums = _stand_in_mnist(tmp_path)
     splits = load_mnist_splits(tmp_path, checksums=sums)
     assert splits.x_train.shape == (40, 784) and splits.x_val.shape == (10, 784)
     assert splits.x_test.shape == (20, 784) and splits.y_test.shape == (20,)
@@ -148,6 +162,18 @@ def test_mnist_loader_reads_verified_idx_files_and_refuses_altered_ones(tmp_path
     (tmp_path / names[1]).unlink()
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: missing"):
         load_mnist_splits(tmp_path, checksums=sums)
+
+
+def test_mnist_fetch_installs_verified_files_only(tmp_path):
+    sums = _stand_in_mnist(tmp_path / "source")
+    dest = fetch_mnist(str(tmp_path / "source"), tmp_path / "data" / "mnist", checksums=sums)
+    assert load_mnist_splits(dest, checksums=sums).x_test.shape == (20, 784)
+    # the command checks the published sums: the stand-ins are refused, nothing is installed
+    target = tmp_path / "other"
+    args = ["fetch", "mnist", "--source", str(tmp_path / "source"), "--dest", str(target)]
+    out = CliRunner().invoke(data_group, args)
+    assert out.exit_code == 1 and "train-images-idx3-ubyte.gz: truncated" in out.output
+    assert not target.exists() or not any(target.iterdir())
 
 
 @pytest.mark.parametrize(
