@@ -218,16 +218,19 @@ def test_registry_and_option_errors():
     space = DartsRNNSpace(nodes=4)
     spd = SURROGATES.create("spd", space=space, seed=0, **TINY)
     assert isinstance(spd, PetriDishSurrogate) and spd.predict([]).shape == (0,)
-    for bad in (
-        {"hidden_size": 0},
-        {"task": "recall", "delay": 6},
-        {"meta_lr": 0.0},
-        {"loss": "hinge"},
-        {"task": "recall", "learn_targets": True},
-        {"dish": "mlp", "learn_targets": True},
+    for bad, message in (
+        ({"hidden_size": 0}, "hidden_size must be at least 1, got 0"),
+        ({"task": "recall", "delay": 6}, r"delay must be in 1..steps-1 = 5, got 6"),
+        ({"meta_lr": 0.0}, "meta_lr must be positive"),
+        ({"loss": "hinge"}, r"loss must be rank\|mse, got 'hinge'"),
+        ({"task": "recall", "learn_targets": True}, "learn_targets needs task 'labels'"),
+        ({"layers": 2}, "layers: not an option of the rnn dish"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=message):
             PetriDishSurrogate(space, **dict(TINY, **bad))
+    # the MLP dish has no sequence options: set, they are refused rather than ignored
+    with pytest.raises(ValueError, match="input_size, learn_targets, steps: not an option of"):
+        PetriDishSurrogate(space, dish="mlp", steps=4, input_size=4, learn_targets=True)
 
 
 def _nlp_weights_into_cell(batch, m: int, cell, genotype) -> None:
