@@ -8,6 +8,7 @@ the dish's losses order the motifs with known ground truth as their real objecti
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -50,6 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "l2": 1e-3,
         "orient": True,
         "dishes": 1,
+        "keep_fraction": 1.0,
         "learn_targets": False,
     },
     "mlp": {
@@ -71,7 +73,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "target_transform": "none",
         "l2": 1e-5,
         "orient": False,
-        "dishes": 3,
+        "dishes": 8,
+        "keep_fraction": 0.5,
     },
 }
 
@@ -99,8 +102,11 @@ class PetriDishSurrogate(Surrogate):
     with the inputs (the issue's "optionally learned too"). Setting an option the chosen
     dish does not have (``layers`` for the RNN dish, ``steps`` for the MLP dish, ...) is an
     error.
-    ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank (3 in
-    the MLP preset: its dishes run batched, so the ensemble costs little there). With
+    ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank; with
+    ``keep_fraction`` < 1 only that share of them (rounded up) is, those whose scores fit the
+    training motifs best after ``fit`` (outer loss on all of them): a dish whose
+    meta-learning failed to order its training motifs is noise in the ensemble (MLP preset:
+    the best half of 8; its dishes run batched, so the ensemble costs little there). With
     ``orient``, ``fit`` first checks on the training motifs whether low dish losses go with
     low or high objectives and, if high, scores with the negated loss from then on (a
     dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells; off in
@@ -136,6 +142,7 @@ class PetriDishSurrogate(Surrogate):
         l2: float | None = None,
         dishes: int | None = None,
         orient: bool | None = None,
+        keep_fraction: float | None = None,
         learn_targets: bool | None = None,
         predict_batch: int = 512,
         precision: Literal["float32", "float64"] = "float32",
@@ -174,6 +181,8 @@ class PetriDishSurrogate(Surrogate):
         for name in (n for n in ("inner_lr", "meta_lr", "init_scale") if n in o):
             if not o[name] > 0:
                 raise ValueError(f"{name} must be positive, got {o[name]}")
+        if not 0 < o["keep_fraction"] <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {o['keep_fraction']}")
         if o["meta_steps"] < 0 or o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
             raise ValueError("need meta_steps >= 0, l2 >= 0 and 0 < lr_decay <= 1")
         if not rank_temperature > 0:
@@ -208,6 +217,8 @@ class PetriDishSurrogate(Surrogate):
         self.progress: Callable[[dict[str, Any]], None] | None = None
         #: one sign per dish (see ``orient``), in the order of :meth:`dish_scores`' rows
         self.signs_: list[float] = [1.0] * o["dishes"]
+        #: the rows of :meth:`dish_scores` that ``predict`` averages (see ``keep_fraction``)
+        self.kept_: list[int] = list(range(o["dishes"]))
 
     def _make_dish(self, seeds: list[int]) -> PetriDish | MLPDish:
         o, dtype = self.options, _DTYPES[self.options["precision"]]
@@ -344,6 +355,15 @@ class PetriDishSurrogate(Surrogate):
                          "step": len(self.history_[k]), "loss": self.history_[k][-1]}
                     )  # fmt: skip
             dish.data = {k: v.detach() for k, v in data.items()}
+        keep = math.ceil(o["keep_fraction"] * o["dishes"])
+        if keep < o["dishes"]:
+            fit_loss = [
+                float(self.outer_loss(torch.as_tensor(row, dtype=targets.dtype), targets))
+                for row in self.dish_scores(genotypes)
+            ]
+            # a dish whose scores are not all finite has an undefined (nan) loss: last
+            order = np.argsort(np.nan_to_num(fit_loss, nan=np.inf), kind="stable")
+            self.kept_ = sorted(int(i) for i in order[:keep])
         return self
 
     # -- prediction ------------------------------------------------------------------------------
@@ -369,7 +389,7 @@ class PetriDishSurrogate(Surrogate):
     def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         if not len(genotypes):
             return np.empty(0)
-        scores = self.dish_scores(genotypes)
+        scores = self.dish_scores(genotypes)[self.kept_]
         if len(scores) == 1:
             return scores[0]
         # average rank over dishes; a motif diverging in every dish keeps the worst score
@@ -385,6 +405,7 @@ class PetriDishSurrogate(Surrogate):
             ],
             "history": [list(h) for h in self.history_],
             "signs": list(self.signs_),
+            "kept": list(self.kept_),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -394,6 +415,7 @@ class PetriDishSurrogate(Surrogate):
             dish.data = {k: torch.as_tensor(saved[k], dtype=dish.dtype).clone() for k in dish.data}
         self.history_ = [list(h) for h in state["history"]]
         self.signs_ = [float(v) for v in state["signs"]]
+        self.kept_ = [int(i) for i in state["kept"]]
 
 
 def _clip_per_dish(tensors: list[torch.Tensor], members: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 
 from evo_nas.train_cmd import data as data_group
 from search_spaces import GenotypeError, get_space
@@ -198,6 +198,7 @@ def test_activation_spaces_get_the_mlp_dish_with_the_papers_defaults(space):
     assert (o["samples"], o["val_samples"], o["inner_steps"], o["inner_lr"], o["loss"]) == (
         10, 10, 250, 0.01, "mse"
     )  # fmt: skip
+    assert (o["dishes"], o["keep_fraction"]) == (8, 0.5)
     assert PetriDishSurrogate(space, inner_steps=30).options["inner_steps"] == 30
     assert PetriDishSurrogate(get_space("darts_rnn")).options["dish"] == "rnn"
 
@@ -206,7 +207,7 @@ def test_mlp_dish_scores_motifs_independently(space):
     spd = PetriDishSurrogate(space, seed=3, inner_steps=20, precision="float64")
     slopes = [0.2, 0.9, 1.7, 0.05]
     together = spd.dish_scores(slopes)
-    assert together.shape == (3, 4)  # the preset's three dishes
+    assert together.shape == (8, 4)  # the preset's eight dishes
     alone = np.stack([spd.dish_scores([c])[:, 0] for c in slopes], axis=1)
     assert np.allclose(together, alone, rtol=0, atol=1e-12)
     assert len(set(np.round(together[0], 9))) == 4
@@ -221,6 +222,26 @@ def test_mlp_dish_fit_ranks_its_training_slopes(space):
     after = spearmanr(spd.predict(slopes), error)[0]
     assert after > 0.9 and after > before + 0.3
     assert spd.history_[0][-1] < spd.history_[0][0]
+
+
+def test_prediction_keeps_the_dishes_that_fit_their_training_slopes_best(space):
+    slopes = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
+    error = [0.08, 0.05, 0.04, 0.045, 0.05, 0.06, 0.065, 0.07]
+    opts = dict(inner_steps=30, meta_steps=5, dishes=4, keep_fraction=0.5, precision="float64")
+    spd = PetriDishSurrogate(space, seed=1, **opts)
+    assert spd.kept_ == [0, 1, 2, 3]  # unfitted: every dish
+    spd.fit(slopes, error)
+    targets = spd._targets(error)
+    fit_loss = [float(spd.outer_loss(torch.as_tensor(r), targets)) for r in spd.dish_scores(slopes)]
+    assert spd.kept_ == sorted(np.argsort(fit_loss)[:2].tolist())
+    test = [0.05, 0.3, 1.1, 1.9]
+    rows = spd.dish_scores(test)[spd.kept_]
+    np.testing.assert_allclose(spd.predict(test), np.mean([rankdata(r) for r in rows], axis=0))
+    fresh = PetriDishSurrogate(space, seed=1, **opts)
+    fresh.load_state_dict(spd.state_dict())
+    assert fresh.kept_ == spd.kept_
+    with pytest.raises(ValueError, match=r"keep_fraction must be in \(0, 1\], got 0"):
+        PetriDishSurrogate(space, keep_fraction=0)
 
 
 # -- the example, end to end -------------------------------------------------------------------
