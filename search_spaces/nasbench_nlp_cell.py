@@ -4,7 +4,8 @@ Every ``linear`` node holds one weight matrix per input and one bias, initialise
 in (-1/sqrt(hidden), 1/sqrt(hidden)) as the benchmark did. For speed, the ``x`` parts of all
 linear nodes (and all biases) are computed for every time step in one matmul before the loop,
 and inside the loop each value feeding linear nodes is multiplied once by the concatenation
-of the weight matrices that read it.
+of the weight matrices that read it (a :class:`RecurrentWeight`, whose gradient is one
+product per forward pass instead of one per step).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 
 from search_spaces.base import RecurrentCell
 from search_spaces.nasbench_nlp_graph import NLPGenotype, state_size, topological_order
+from search_spaces.recurrent_weight import RecurrentWeight
 
 _ACTIVATIONS = {
     "activation_tanh": torch.tanh,
@@ -73,7 +75,7 @@ class NasBenchNLPCell(RecurrentCell):
             x_part = (inputs @ self.w_x).view(steps, batch, len(self.x_blocks), h)
             idx = torch.tensor(self.x_blocks, device=inputs.device)
             pre = pre.index_add(2, idx, x_part)
-        weights = dict(zip(self.sources, self.w_h))
+        weights = {s: RecurrentWeight(w) for s, w in zip(self.sources, self.w_h, strict=True)}
         outputs = []
         for t in range(steps):
             values: dict[str, torch.Tensor] = {"x": inputs[t]}
@@ -94,13 +96,13 @@ class NasBenchNLPCell(RecurrentCell):
         name: str,
         values: dict[str, torch.Tensor],
         acc: list[torch.Tensor],
-        weights: dict[str, torch.Tensor],
+        weights: dict[str, RecurrentWeight],
     ) -> None:
         """Add ``name``'s contribution to every linear node reading it (one matmul)."""
         w = weights.get(name)
         if w is None:
             return
-        parts = (values[name] @ w).split(self.hidden_size, dim=-1)
+        parts = w(values[name]).split(self.hidden_size, dim=-1)
         for j, part in zip(self.source_targets[name], parts):
             acc[j] = acc[j] + part
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -264,11 +265,22 @@ def test_batched_nasbench_nlp_cells_match_the_per_motif_cells(input_size):
     x = torch.randn(5, len(genotypes), 3, input_size, dtype=torch.float64, generator=gen)
     out = batch(x)
     assert torch.equal(batch.w_h[0], batch.w_h[5])  # one seeded draw for every motif
+    probe = torch.randn(out.shape, dtype=torch.float64, generator=gen)
+    (out * probe).sum().backward()  # plain autograd through the batched cells
     for m, g in enumerate(genotypes):
         cell = space.build_cell(g, input_size, 4).double()
         _nlp_weights_into_cell(batch, m, cell, g)
-        ref, _ = cell(x[:, m], cell.init_state(3))
+        x_m = x[:, m].clone().requires_grad_(True)
+        ref, _ = cell(x_m, cell.init_state(3))
         torch.testing.assert_close(out[:, m], ref, rtol=1e-10, atol=1e-12)
+        # the cell's gradients (recurrent weights: one product per pass) equal autograd's
+        (ref * probe[:, m]).sum().backward()
+        grads = SimpleNamespace(bias=batch.bias.grad, w_x=batch.w_x.grad, w_h=batch.w_h.grad)
+        expected = space.build_cell(g, input_size, 4).double()
+        _nlp_weights_into_cell(grads, m, expected, g)
+        for (name, p), want in zip(cell.named_parameters(), expected.parameters(), strict=True):
+            got = torch.zeros_like(p) if p.grad is None else p.grad  # not reaching the output
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def test_fit_orients_a_dish_that_ranks_inversely():
