@@ -19,6 +19,8 @@ from surrogates.digits_data import fetch_mnist
 from surrogates.ptb_corpus import fetch_ptb
 from surrogates.ptb_trainer import PRESETS, PTBTrainer
 
+#: dataset name -> its verified fetch (source, dest)
+_FETCHERS = {"ptb": fetch_ptb, "mnist": fetch_mnist}
 _TRAINER_OPTIONS = set(inspect.signature(PTBTrainer).parameters) - {"space"}
 
 
@@ -165,7 +167,7 @@ def data() -> None:
 
 
 @data.command("fetch")
-@click.argument("dataset", type=click.Choice(["ptb", "mnist"]))
+@click.argument("dataset", type=click.Choice(list(_FETCHERS)))
 @click.option("--source", default=None, help="URL, archive or folder (default: a public copy).")
 @click.option(
     "--dest",
@@ -175,9 +177,8 @@ def data() -> None:
 )
 def fetch(dataset: str, source: str | None, dest: Path | None) -> None:
     """Download or copy DATASET, verify its checksums and install it."""
-    fetcher = fetch_ptb if dataset == "ptb" else fetch_mnist
     try:
-        folder = fetcher(source, dest)
+        folder = _FETCHERS[dataset](source, dest)
     except (DataError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{dataset}: installed and verified in {folder}")

@@ -30,6 +30,11 @@ def data_root() -> Path:
     return Path(cache) / "evo-nas"
 
 
+def dataset_dir(name: str, path: Path | None = None) -> Path:
+    """A dataset's folder: ``path`` when given, else ``<data root>/<name>``."""
+    return Path(path).expanduser() if path is not None else data_root() / name
+
+
 def md5sum(path: Path) -> str:
     """The MD5 hex digest of a file, read in chunks."""
     h = hashlib.md5()

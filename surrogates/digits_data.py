@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from surrogates.data_files import DataError, data_root, fetch_files, verify_files
+from surrogates.data_files import DataError, dataset_dir, fetch_files, verify_files
 
 #: file name -> (bytes, md5) of the published MNIST archives
 MNIST_FILES: dict[str, tuple[int, str]] = {
@@ -80,7 +80,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def mnist_dir(path: Path | None = None) -> Path:
     """The MNIST folder: ``path`` when given, else ``<data root>/mnist``."""
-    return Path(path).expanduser() if path is not None else data_root() / "mnist"
+    return dataset_dir("mnist", path)
 
 
 def fetch_mnist(

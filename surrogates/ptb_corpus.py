@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from surrogates.data_files import DataError, data_root, fetch_files, verify_files
+from surrogates.data_files import DataError, dataset_dir, fetch_files, verify_files
 
 SPLITS = ("train", "valid", "test")
 #: file name -> (bytes, md5), the published figures (see the data README)
@@ -35,7 +35,7 @@ class CorpusError(DataError):
 
 def ptb_dir(path: Path | None = None) -> Path:
     """The PTB folder: ``path`` when given, else ``<data root>/ptb``."""
-    return Path(path).expanduser() if path is not None else data_root() / "ptb"
+    return dataset_dir("ptb", path)
 
 
 def verify_ptb(folder: Path) -> None:
