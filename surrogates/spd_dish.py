@@ -19,7 +19,7 @@ from torch.func import functional_call
 from search_spaces import Genotype, SearchSpace
 from search_spaces.base import CellBatch
 
-Task = Literal["recall", "labels"]
+Task = Literal["recall", "labels", "bigram"]
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
 
@@ -89,8 +89,12 @@ class PetriDish:
     """Synthetic data, fixed projection/readout initialisation and the inner training loop.
 
     ``task`` is ``"recall"`` (regress the synthetic input seen ``delay`` steps earlier: a
-    memory test whose targets move with the learned inputs) or ``"labels"`` (random class
-    labels per step, cross-entropy). With ``learn_targets`` (labels only) the labels become
+    memory test whose targets move with the learned inputs), ``"labels"`` (random class
+    labels per step, cross-entropy) or ``"bigram"`` (a miniature language model: the inputs
+    start as the embeddings of random token sequences over ``vocab`` tokens and the label
+    at each step is a fixed random function of the previous and the current token, so a
+    cell must both read its current input and remember the last one, and what it learns
+    carries over to the validation sequences). With ``learn_targets`` the labels become
     learnable soft targets: logits ``[samples, steps, classes]`` starting at the random
     labels smoothed by 0.1. ``data`` holds every learnable tensor (``x_train``, ``x_val`` and
     with learned targets ``t_train``, ``t_val``). Everything random comes from ``seed``;
@@ -114,9 +118,11 @@ class PetriDish:
         classes: int = 4,
         dtype: torch.dtype = torch.float32,
         learn_targets: bool = False,
+        vocab: int = 8,
+        score: Literal["val", "train"] = "val",
     ) -> None:
-        if learn_targets and task != "labels":
-            raise ValueError("learn_targets needs task 'labels'")
+        if learn_targets and task == "recall":
+            raise ValueError("learn_targets needs task 'labels' or 'bigram'")
         self.space = space
         self.seed = int(seed)
         self.members = 1  # dishes computed by this object (the MLP dish batches several)
@@ -125,6 +131,7 @@ class PetriDish:
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
         self.task = task
+        self.score = score
         self.delay = delay
         self.dtype = dtype
         gen = torch.Generator().manual_seed(self.seed)
@@ -138,6 +145,13 @@ class PetriDish:
         }
         self.y_train = torch.randint(classes, (samples, steps), generator=gen)
         self.y_val = torch.randint(classes, (val_samples, steps), generator=gen)
+        if task == "bigram":
+            embed = torch.randn(vocab, dims, generator=gen, dtype=dtype)
+            table = torch.randint(classes, (vocab, vocab), generator=gen)
+            for split, n in (("train", samples), ("val", val_samples)):
+                tokens = torch.randint(vocab, (n, steps + 1), generator=gen)
+                self.data[f"x_{split}"] = embed[tokens[:, 1:]]
+                setattr(self, f"y_{split}", table[tokens[:, :-1], tokens[:, 1:]])
         if learn_targets:
             for split, y in (("train", self.y_train), ("val", self.y_val)):
                 smooth = nn.functional.one_hot(y, classes).to(dtype) * 0.9 + 0.1 / classes
@@ -198,9 +212,13 @@ class PetriDish:
             weights = dict(zip(names, ps[:-1], strict=True))
             return self.task_loss(cells, weights, ps[-1], x, labels)
 
+        split = "train" if self.score == "train" else "val"
+        x_score, y_score = (
+            (data["x_train"], y_train) if split == "train" else (data["x_val"], y_val)
+        )
         return train_then_score(
             lambda ps: loss(ps, data["x_train"], y_train).sum(),
-            lambda ps: loss(ps, data["x_val"], y_val),
+            lambda ps: loss(ps, x_score, y_score),
             params,
             self.inner_steps,
             self.inner_lr,

@@ -87,13 +87,19 @@ def test_default_build_cell_batch_stacks_the_space_cells():
 
 
 @pytest.mark.parametrize(
-    ("loss", "learn_targets"), [("rank", False), ("mse", False), ("rank", True)]
+    ("loss", "learn_targets", "task", "score"),
+    [
+        ("rank", False, "labels", "val"),
+        ("mse", False, "labels", "val"),
+        ("rank", True, "labels", "val"),
+        ("rank", False, "bigram", "train"),
+    ],
 )
-def test_meta_gradient_matches_finite_differences(loss, learn_targets):
+def test_meta_gradient_matches_finite_differences(loss, learn_targets, task, score):
     space = DartsRNNSpace(nodes=3, activations=("tanh", "sigmoid", "identity"))
     genotypes = _motifs(space, 5)
     opts = dict(TINY, samples=3, val_samples=2, steps=4, dims=2, hidden_size=3, inner_steps=3)
-    opts.update(loss=loss, learn_targets=learn_targets, task="labels")
+    opts.update(loss=loss, learn_targets=learn_targets, task=task, score=score)
     spd = PetriDishSurrogate(space, seed=0, precision="float64", **opts)
     dish = spd.dishes_[0]
     assert sorted(dish.data) == (
@@ -107,7 +113,7 @@ def test_meta_gradient_matches_finite_differences(loss, learn_targets):
     # Adam's first steps are nearly sign(g): the loss is sharply curved, so a small step
     eps = 1e-7
     for name, x in dish.data.items():
-        assert data[name].grad.abs().sum() > 0
+        assert data[name].grad.abs().sum() > 0  # x_val too: scored, or held by the L2 penalty
         for _ in range(4):
             idx = tuple(int(rng.integers(s)) for s in x.shape)
             values = []
@@ -122,13 +128,19 @@ def test_meta_gradient_matches_finite_differences(loss, learn_targets):
 
 
 @pytest.mark.parametrize(
-    ("task", "learn_targets"), [("recall", False), ("labels", False), ("labels", True)]
+    ("task", "learn_targets", "score"),
+    [
+        ("recall", False, "val"),
+        ("labels", False, "val"),
+        ("labels", True, "val"),
+        ("bigram", False, "val"),
+    ],
 )
-def test_fit_drives_the_training_rank_correlation_up(task, learn_targets):
+def test_fit_drives_the_training_rank_correlation_up(task, learn_targets, score):
     space = DartsRNNSpace(nodes=4)
     genotypes = _motifs(space, 16)
     y = _known_objective(genotypes)
-    opts = dict(TINY, task=task, orient=False, learn_targets=learn_targets)
+    opts = dict(TINY, task=task, orient=False, learn_targets=learn_targets, score=score)
     before = spearmanr(
         PetriDishSurrogate(space, seed=0, meta_steps=0, **opts).predict(genotypes), y
     )
@@ -200,6 +212,7 @@ def test_state_round_trip_restores_the_learned_samples(learn_targets):
     space = DartsRNNSpace(nodes=4)
     genotypes = _motifs(space, 12)
     opts = dict(TINY, meta_steps=3, dishes=2, task="labels", learn_targets=learn_targets)
+    opts["score"] = "val"  # every learnable tensor is read, so every one moves
     spd = PetriDishSurrogate(space, seed=2, **opts)
     spd.fit(genotypes, _known_objective(genotypes))
     state = pickle.loads(pickle.dumps(spd.state_dict()))
@@ -215,6 +228,38 @@ def test_state_round_trip_restores_the_learned_samples(learn_targets):
         other.load_state_dict(state)
 
 
+def test_bigram_labels_follow_the_previous_and_the_current_token():
+    space = DartsRNNSpace(nodes=4)
+    spd = PetriDishSurrogate(space, seed=3, **dict(TINY, task="bigram", vocab=3, classes=5))
+    dish = spd.dishes_[0]
+    label: dict[tuple[bytes, bytes], int] = {}
+    vectors = set()
+    for split in ("train", "val"):
+        x, y = dish.data[f"x_{split}"], getattr(dish, f"y_{split}")
+        assert x.shape == (8, 6, 4) and y.shape == (8, 6)
+        for s in range(x.shape[0]):
+            vectors.update(x[s, t].numpy().tobytes() for t in range(x.shape[1]))
+            for t in range(1, x.shape[1]):
+                pair = (x[s, t - 1].numpy().tobytes(), x[s, t].numpy().tobytes())
+                assert label.setdefault(pair, int(y[s, t])) == int(y[s, t])
+    # inputs are the embeddings of 3 tokens; the labels are not constant
+    assert len(vectors) == 3 and len(set(label.values())) > 1
+
+
+def test_train_score_is_the_training_loss_after_training():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 4)
+    opts = dict(TINY, task="bigram")
+    on_train = PetriDishSurrogate(space, seed=1, score="train", **opts).dishes_[0]
+    on_val = PetriDishSurrogate(space, seed=1, score="val", **opts).dishes_[0]
+    val_scores = on_val.scores(genotypes)
+    assert not torch.allclose(on_train.scores(genotypes), val_scores)
+    # the same dish, validated on its own training samples, gives the train score
+    moved = {**on_val.data, "x_val": on_val.data["x_train"]}
+    on_val.y_val = on_val.y_train
+    torch.testing.assert_close(on_train.scores(genotypes), on_val.scores(genotypes, moved))
+
+
 def test_registry_and_option_errors():
     space = DartsRNNSpace(nodes=4)
     spd = SURROGATES.create("spd", space=space, seed=0, **TINY)
@@ -224,7 +269,9 @@ def test_registry_and_option_errors():
         ({"task": "recall", "delay": 6}, r"delay must be in 1..steps-1 = 5, got 6"),
         ({"meta_lr": 0.0}, "meta_lr must be positive"),
         ({"loss": "hinge"}, r"loss must be rank\|mse, got 'hinge'"),
-        ({"task": "recall", "learn_targets": True}, "learn_targets needs task 'labels'"),
+        ({"task": "recall", "learn_targets": True}, "learn_targets needs task 'labels' or"),
+        ({"task": "bigram", "vocab": 0}, "vocab must be at least 1, got 0"),
+        ({"score": "test"}, r"score must be val\|train, got 'test'"),
         ({"layers": 2}, "layers: not an option of the rnn dish"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -293,3 +340,16 @@ def test_fit_orients_a_dish_that_ranks_inversely():
     assert spearmanr(spd.predict(genotypes), inverse)[0] == pytest.approx(1.0)
     kept = PetriDishSurrogate(space, seed=0, meta_steps=0, orient=False, **TINY)
     assert spearmanr(kept.fit(genotypes, inverse).predict(genotypes), inverse)[0] < -0.99
+
+
+def test_train_score_leaves_the_unread_validation_targets_alone():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 8)
+    opts = dict(TINY, meta_steps=3, task="bigram", learn_targets=True, score="train")
+    spd = PetriDishSurrogate(space, seed=0, **opts)
+    before = {k: v.clone() for k, v in spd.dishes_[0].data.items()}
+    spd.fit(genotypes, _known_objective(genotypes))
+    after = spd.dishes_[0].data
+    assert torch.equal(after["t_val"], before["t_val"])
+    assert not torch.equal(after["t_train"], before["t_train"])
+    assert not torch.equal(after["x_train"], before["x_train"])
