@@ -212,10 +212,8 @@ class PetriDish:
             weights = dict(zip(names, ps[:-1], strict=True))
             return self.task_loss(cells, weights, ps[-1], x, labels)
 
-        split = "train" if self.score == "train" else "val"
-        x_score, y_score = (
-            (data["x_train"], y_train) if split == "train" else (data["x_val"], y_val)
-        )
+        on_train = self.score == "train"
+        x_score, y_score = (data["x_train"], y_train) if on_train else (data["x_val"], y_val)
         return train_then_score(
             lambda ps: loss(ps, data["x_train"], y_train).sum(),
             lambda ps: loss(ps, x_score, y_score),
