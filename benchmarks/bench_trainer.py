@@ -9,7 +9,8 @@ and BPTT 35, for three language models of the same size, measured in one process
   states gathered with ``torch.cat``), defined here and checked to compute the same outputs;
 - ``lstm``:    ``torch.nn.LSTM`` (fused kernel) as the cell.
 
-Usage: ``python benchmarks/bench_trainer.py [--nhid 128 850] [--steps 5] [--threads N]``.
+Usage: ``python benchmarks/bench_trainer.py [--nhid 128 850] [--steps 5] [--threads N]
+[--device cuda]``.
 Goals (CPU): darts >= 1.5x pernode and >= 0.5x lstm at nhid 850.
 """
 
@@ -25,6 +26,7 @@ from torch.nn import functional as F
 
 from search_spaces import RecurrentCell, get_space
 from search_spaces.darts_rnn import ACTIVATIONS, DartsCell
+from surrogates.devices import resolve_device
 from surrogates.ptb_model import RNNModel
 
 NTOKEN, BATCH, BPTT = 10_000, 64, 35
@@ -86,8 +88,9 @@ def _models(nhid: int) -> dict[str, RNNModel]:
 
 def _time_steps(model: RNNModel, steps: int, warmup: int) -> list[float]:
     """Seconds per training step (forward + backward + clip + SGD step)."""
-    gen = torch.Generator().manual_seed(0)
-    data = torch.randint(0, NTOKEN, (BPTT + 1, BATCH), generator=gen)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device).manual_seed(0)
+    data = torch.randint(0, NTOKEN, (BPTT + 1, BATCH), generator=gen, device=device)
     x, y = data[:-1], data[1:].reshape(-1)
     params = list(model.parameters())
     opt = torch.optim.SGD(params, lr=20.0, weight_decay=8e-7)
@@ -103,7 +106,7 @@ def _time_steps(model: RNNModel, steps: int, warmup: int) -> list[float]:
         loss.backward()
         nn.utils.clip_grad_norm_(params, 0.25)
         opt.step()
-        loss.item()
+        loss.item()  # waits for the device
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return times
@@ -115,16 +118,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="timed steps per model")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {BATCH}, "
-          f"bptt {BPTT}, vocabulary {NTOKEN}; median of {args.steps} steps")  # fmt: skip
+    device = resolve_device(args.device)
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, batch "
+          f"{BATCH}, bptt {BPTT}, vocabulary {NTOKEN}; median of {args.steps} steps")  # fmt: skip
     for nhid in args.nhid:
         rates = {}
         # interleave the models, one step each round, so that a change in machine load
         # (shared cores) hits all three alike
-        models = _models(nhid)
+        models = {k: m.to(device) for k, m in _models(nhid).items()}
         samples: dict[str, list[float]] = {k: [] for k in models}
         for m in models.values():
             _time_steps(m, 0, args.warmup)

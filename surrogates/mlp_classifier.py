@@ -23,6 +23,7 @@ from torch import nn
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import GroundTruth, Result
 from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
+from surrogates.devices import resolve_device
 from surrogates.digits_data import (
     DigitSplits,
     check_split_fractions,
@@ -91,9 +92,7 @@ class MLPClassifierGroundTruth(GroundTruth):
             test_fraction,
             split_seed,
         )
-        self.device = torch.device(
-            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        )
+        self.device = resolve_device(device)
         #: optional callback receiving epoch events (the run's progress bar)
         self.progress: Progress | None = None
         self._data: DigitSplits | None = None

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from search_spaces import Genotype, GenotypeError, SearchSpace
 from surrogates.base import Surrogate, finite_targets
+from surrogates.devices import resolve_device
 from surrogates.nao_model import EOS, N_SPECIAL, PAD, SOS, NAOModel
 
 
@@ -92,12 +93,7 @@ class NAOSurrogate(Surrogate):
             raise ValueError(f"stop_on must be 'loss' or 'mse', got '{stop_on}'")
         if target not in ("minmax", "log", "rank"):
             raise ValueError(f"target must be 'minmax', 'log' or 'rank', got '{target}'")
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"device '{device}' is not a torch device") from None
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device '{device}' asked for, but CUDA is not available here")
+        self.device = resolve_device(device)
         self.options = dict(
             embedding=embedding,
             hidden=hidden,

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import GroundTruth, Result
+from surrogates.devices import resolve_device
 from surrogates.ptb_corpus import Corpus, batchify, get_batch, load_corpus, ptb_dir, verify_ptb
 from surrogates.ptb_model import RNNModel, build_model
 
@@ -166,21 +167,6 @@ def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
         raise ValueError(f"unknown training option(s) {', '.join(unknown)}")
     values = PRESETS[preset] | {k: v for k, v in overrides.items() if v is not None}
     return TrainConfig(**values)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(
-            f"device '{device}' is not a torch device (e.g. cpu, cuda, cuda:1)"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but CUDA is not available")
-    return dev
 
 
 class _Stop(Exception):

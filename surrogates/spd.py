@@ -18,6 +18,7 @@ from scipy.stats import rankdata, spearmanr
 
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Surrogate
+from surrogates.devices import resolve_device
 from surrogates.spd_dish import PetriDish
 from surrogates.spd_mlp_dish import MLPDish
 
@@ -119,6 +120,9 @@ class PetriDishSurrogate(Surrogate):
     low or high objectives and, if high, scores with the negated loss from then on (a
     dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells; off in
     the MLP dish, whose loss already orders slopes the right way round, as in the paper).
+    ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``, ...; the synthetic
+    data and initial weights are drawn on the CPU, so a seed gives the same dish anywhere
+    (scores then agree across devices up to floating-point rounding).
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class PetriDishSurrogate(Surrogate):
         score: Literal["val", "train"] | None = None,
         predict_batch: int = 512,
         precision: Literal["float32", "float64"] = "float32",
+        device: str = "auto",
     ) -> None:
         args = dict(locals())
         super().__init__(space, seed)
@@ -213,12 +218,14 @@ class PetriDishSurrogate(Surrogate):
                 raise ValueError("learn_targets needs task 'labels' or 'bigram'")
         if o["target_transform"] not in ("log", "rank", "none") or precision not in _DTYPES:
             raise ValueError("target_transform must be log|rank|none, precision float32|float64")
+        self.device = resolve_device(device)
         self.options: dict[str, Any] = {
             "dish": dish,
             **o,
             "rank_temperature": rank_temperature,
             "predict_batch": predict_batch,
             "precision": precision,
+            "device": device,
         }
         seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(o["dishes"])]
         # the MLP dishes run as one batched computation; RNN dishes are too large for that
@@ -249,6 +256,7 @@ class PetriDishSurrogate(Surrogate):
                 o["inner_lr"],
                 o["init_scale"],
                 dtype,
+                self.device,
             )
         return PetriDish(
             self.space,
@@ -268,6 +276,7 @@ class PetriDishSurrogate(Surrogate):
             o["learn_targets"],
             o["vocab"],
             o["score"],
+            self.device,
         )
 
     # -- meta-learning ---------------------------------------------------------------------------
@@ -311,8 +320,11 @@ class PetriDishSurrogate(Surrogate):
     ) -> torch.Tensor:
         """The outer objective of one dish object (summed over the dishes it computes),
         differentiable in the synthetic ``data`` (see the dishes' ``data``)."""
+        targets = targets.to(dish.device)
         start = sum(d.members for d in self.dishes_[: self.dishes_.index(dish)])
-        signs = torch.tensor(self.signs_[start : start + dish.members], dtype=dish.dtype)
+        signs = torch.tensor(
+            self.signs_[start : start + dish.members], dtype=dish.dtype, device=dish.device
+        )
 
         def signed_scores(motifs: Sequence[Genotype]) -> torch.Tensor:
             raw = dish.scores(motifs, data, create_graph=True)
@@ -395,7 +407,10 @@ class PetriDishSurrogate(Surrogate):
             rows.append(
                 np.concatenate(
                     [
-                        dish.scores(genotypes[i : i + chunk]).reshape(dish.members, -1).double()
+                        dish.scores(genotypes[i : i + chunk])
+                        .reshape(dish.members, -1)
+                        .cpu()
+                        .double()
                         for i in range(0, len(genotypes), chunk)
                     ],
                     axis=1,
@@ -419,7 +434,8 @@ class PetriDishSurrogate(Surrogate):
             "seed": self.seed,
             "options": dict(self.options),
             "dishes": [
-                {"seed": d.seed, **{k: v.numpy() for k, v in d.data.items()}} for d in self.dishes_
+                {"seed": d.seed, **{k: v.cpu().numpy() for k, v in d.data.items()}}
+                for d in self.dishes_
             ],
             "history": [list(h) for h in self.history_],
             "signs": list(self.signs_),
@@ -427,10 +443,16 @@ class PetriDishSurrogate(Surrogate):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["options"] != self.options or state["seed"] != self.seed:
+        def settings(options: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in options.items() if k != "device"}  # any device will do
+
+        if settings(state["options"]) != settings(self.options) or state["seed"] != self.seed:
             raise ValueError("state was saved by a Petri dish surrogate with other options")
         for dish, saved in zip(self.dishes_, state["dishes"], strict=True):
-            dish.data = {k: torch.as_tensor(saved[k], dtype=dish.dtype).clone() for k in dish.data}
+            dish.data = {
+                k: torch.as_tensor(saved[k], dtype=dish.dtype, device=dish.device).clone()
+                for k in dish.data
+            }
         self.history_ = [list(h) for h in state["history"]]
         self.signs_ = [float(v) for v in state["signs"]]
         self.kept_ = [int(i) for i in state["kept"]]

@@ -97,8 +97,9 @@ class PetriDish:
     carries over to the validation sequences). With ``learn_targets`` the labels become
     learnable soft targets: logits ``[samples, steps, classes]`` starting at the random
     labels smoothed by 0.1. ``data`` holds every learnable tensor (``x_train``, ``x_val`` and
-    with learned targets ``t_train``, ``t_val``). Everything random comes from ``seed``;
-    every motif starts from the same weights, so score differences come from the motifs.
+    with learned targets ``t_train``, ``t_val``), on ``device``. Everything random comes
+    from ``seed``; every motif starts from the same weights, so score differences come from
+    the motifs.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class PetriDish:
         learn_targets: bool = False,
         vocab: int = 8,
         score: Literal["val", "train"] = "val",
+        device: torch.device | str = "cpu",
     ) -> None:
         if learn_targets and task == "recall":
             raise ValueError("learn_targets needs task 'labels' or 'bigram'")
@@ -134,6 +136,8 @@ class PetriDish:
         self.score = score
         self.delay = delay
         self.dtype = dtype
+        self.device = torch.device(device)
+        # everything random is drawn on the CPU, so a seed gives the same dish on any device
         gen = torch.Generator().manual_seed(self.seed)
         out = dims if task == "recall" else classes
         self.proj = torch.randn(dims, input_size, generator=gen, dtype=dtype) / dims**0.5
@@ -156,13 +160,16 @@ class PetriDish:
             for split, y in (("train", self.y_train), ("val", self.y_val)):
                 smooth = nn.functional.one_hot(y, classes).to(dtype) * 0.9 + 0.1 / classes
                 self.data[f"t_{split}"] = smooth.log()
+        self.proj, self.readout0 = self.proj.to(self.device), self.readout0.to(self.device)
+        self.y_train, self.y_val = self.y_train.to(self.device), self.y_val.to(self.device)
+        self.data = {k: v.to(self.device) for k, v in self.data.items()}
 
     def build(self, genotypes: Sequence[Genotype]) -> CellBatch:
         """The motifs' cells, initialised from the dish seed."""
         cells = self.space.build_cell_batch(
             genotypes, self.input_size, self.hidden_size, seed=self.seed
         )
-        return cells.to(self.dtype)
+        return cells.to(self.device, self.dtype)
 
     def task_loss(
         self,

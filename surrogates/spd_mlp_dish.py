@@ -27,6 +27,7 @@ class MLPDish:
     The dishes (an ensemble, one per seed) run as one batched computation: a tiny MLP's cost
     is mostly per-operation overhead, so several dishes cost about as much as one.
     ``scores`` returns ``[dishes, M]``; the synthetic inputs are ``[dishes, samples, dims]``.
+    The dishes compute on ``device``.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class MLPDish:
         inner_lr: float,
         init_scale: float = 1.0,
         dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.space = space
         self.seed = tuple(int(s) for s in seeds)
@@ -50,6 +52,7 @@ class MLPDish:
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
         self.dtype = dtype
+        self.device = torch.device(device)
         sizes = [dims] + [hidden_size] * layers + [outputs]
         per_seed = []
         for seed in self.seed:
@@ -63,7 +66,8 @@ class MLPDish:
                 x_val = torch.randn(val_samples, dims, generator=gen, dtype=dtype)
                 y_val = torch.randint(2, (val_samples, outputs), generator=gen).to(dtype)
             per_seed.append([*init, x_train, y_train, x_val, y_val])
-        stacked = [torch.stack(group) for group in zip(*per_seed, strict=True)]
+        # drawn on the CPU, so a seed gives the same dish on any device
+        stacked = [torch.stack(group).to(self.device) for group in zip(*per_seed, strict=True)]
         self.init: list[torch.Tensor] = stacked[:-4]
         x_train, self.y_train, x_val, self.y_val = stacked[-4:]
         #: the learnable synthetic inputs
@@ -88,7 +92,7 @@ class MLPDish:
         data = self.data if data is None else data
         x_train, x_val = data["x_train"], data["x_val"]
         d, m = self.members, len(genotypes)
-        act = self.space.build_activation_batch(list(genotypes) * d).to(self.dtype)
+        act = self.space.build_activation_batch(list(genotypes) * d).to(self.device, self.dtype)
 
         def per_model(t: torch.Tensor) -> torch.Tensor:  # [D, ...] -> [D * M, ...], dish-major
             return t[:, None].expand(d, m, *t.shape[1:]).reshape(d * m, *t.shape[1:])

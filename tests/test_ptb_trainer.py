@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from evo_nas.train_cmd import train as train_cmd
 from search_spaces import get_space
 from surrogates import GROUND_TRUTHS
+from surrogates.devices import resolve_device
 from surrogates.ptb_corpus import load_corpus
 from surrogates.ptb_model import build_model
 from surrogates.ptb_trainer import (
@@ -21,7 +22,6 @@ from surrogates.ptb_trainer import (
     PTBTrainer,
     _Averager,
     make_config,
-    resolve_device,
 )
 
 SPACE = get_space("darts_rnn")
@@ -183,6 +183,16 @@ def test_device_is_chosen_automatically() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_training_follows_the_cpu_training() -> None:
+    # without dropout nothing random is drawn on the device: the two runs differ by rounding
+    nodrop = dict.fromkeys(("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"), 0.0)
+    cpu = PTBTrainer(SPACE, **{**QUICK, **nodrop}).evaluate_one(V2)
+    gpu = PTBTrainer(SPACE, **{**QUICK, **nodrop, "device": "cuda"}).evaluate_one(V2)
+    assert cpu.status == gpu.status == "ok"
+    assert gpu.objective == pytest.approx(cpu.objective, rel=1e-3)
 
 
 def test_model_ties_the_decoder_and_projects_when_sizes_differ() -> None:

@@ -109,11 +109,13 @@ class _ExplodingSlopes(SigmoidSlopeSpace):
     """Slopes above 1.5 blow activations up to inf: a motif that diverges."""
 
     def build_activation_batch(self, genotypes):
-        slopes = torch.tensor([float(g) for g in genotypes])
-
         class Act(torch.nn.Module):
+            def __init__(self):
+                super().__init__()  # a buffer, so the slopes follow the module to any device
+                self.register_buffer("slopes", torch.tensor([float(g) for g in genotypes]))
+
             def forward(self, z):
-                c = slopes.view(-1, *([1] * (z.dim() - 1)))
+                c = self.slopes.view(-1, *([1] * (z.dim() - 1)))
                 return torch.sigmoid(c * z) + (c > 1.5) * 1e30 * z * z
 
         return Act()

@@ -18,8 +18,11 @@ from search_spaces.nasbench_nlp_graph import topological_order
 from surrogates import SURROGATES
 from surrogates.spd import PetriDishSurrogate
 
-#: a dish small enough for tests: 4-node cells, hidden 4, 5 inner steps
+#: a dish small enough for tests: 4-node cells, hidden 4, 5 inner steps; on the CPU, whose
+#: kernels are deterministic (the thresholds and exact equalities below rely on it; the CUDA
+#: tests at the end compare the two devices)
 TINY = dict(
+    device="cpu",
     samples=8,
     val_samples=8,
     steps=6,
@@ -223,6 +226,9 @@ def test_state_round_trip_restores_the_learned_samples(learn_targets):
     fresh.load_state_dict(state)
     np.testing.assert_array_equal(fresh.predict(genotypes), spd.predict(genotypes))
     assert fresh.history_ == spd.history_
+    elsewhere = PetriDishSurrogate(space, seed=2, **dict(opts, device="auto"))  # any device
+    elsewhere.load_state_dict(state)
+    np.testing.assert_array_equal(elsewhere.predict(genotypes), spd.predict(genotypes))
     other = PetriDishSurrogate(space, seed=2, **dict(opts, hidden_size=5))
     with pytest.raises(ValueError, match="other options"):
         other.load_state_dict(state)
@@ -276,6 +282,11 @@ def test_registry_and_option_errors():
     ):
         with pytest.raises(ValueError, match=message):
             PetriDishSurrogate(space, **dict(TINY, **bad))
+    with pytest.raises(ValueError, match="'abacus' is not a torch device"):
+        PetriDishSurrogate(space, **dict(TINY, device="abacus"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            PetriDishSurrogate(space, **dict(TINY, device="cuda"))
     # the MLP dish has no sequence options: set, they are refused rather than ignored
     with pytest.raises(ValueError, match="input_size, learn_targets, steps: not an option of"):
         PetriDishSurrogate(space, dish="mlp", steps=4, input_size=4, learn_targets=True)
@@ -353,3 +364,20 @@ def test_train_score_leaves_the_unread_validation_targets_alone():
     assert torch.equal(after["t_val"], before["t_val"])
     assert not torch.equal(after["t_train"], before["t_train"])
     assert not torch.equal(after["x_train"], before["x_train"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("task", ["bigram", "recall"])
+def test_a_cuda_dish_fits_and_predicts_as_the_cpu_dish(task):
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 24)
+    y = _known_objective(genotypes)
+    opts = dict(TINY, task=task, meta_steps=4, meta_batch=12, precision="float64")
+    cpu = PetriDishSurrogate(space, seed=3, **opts).fit(genotypes, y)
+    gpu = PetriDishSurrogate(space, seed=3, **dict(opts, device="cuda")).fit(genotypes, y)
+    assert all(t.is_cuda for t in gpu.dishes_[0].data.values())
+    np.testing.assert_allclose(gpu.predict(genotypes), cpu.predict(genotypes), rtol=1e-6)
+    # a dish fitted on the GPU loads into a CPU surrogate and predicts the same there
+    moved = PetriDishSurrogate(space, seed=3, **opts)
+    moved.load_state_dict(pickle.loads(pickle.dumps(gpu.state_dict())))
+    np.testing.assert_allclose(moved.predict(genotypes), gpu.predict(genotypes), rtol=1e-6)
