@@ -404,9 +404,7 @@ class PetriDishSurrogate(Surrogate):
         """Validation losses ``[dishes, M]`` after inner training, times each dish's sign;
         inf where diverged."""
         genotypes = list(genotypes)
-        # launch-bound on a GPU: 4,096 motifs at once in 1.8 s against 1.2 s for 512 on an
-        # H200 (docs/results/cuda_h200.md); on a CPU the cost grows with the batch
-        chunk = self.options["predict_batch"] or (4096 if self.device.type == "cuda" else 512)
+        chunk = self.options["predict_batch"] or default_predict_batch(self.device)
         rows = []
         for dish in self.dishes_:
             rows.append(
@@ -462,6 +460,13 @@ class PetriDishSurrogate(Surrogate):
         self.history_ = [list(h) for h in state["history"]]
         self.signs_ = [float(v) for v in state["signs"]]
         self.kept_ = [int(i) for i in state["kept"]]
+
+
+def default_predict_batch(device: torch.device) -> int:
+    """Motifs trained at once by ``predict`` unless ``predict_batch`` is set: the GPU is
+    launch-bound (4,096 motifs at once in 1.8 s against 1.2 s for 512 on an H200,
+    docs/results/cuda_h200.md); on a CPU the cost grows with the batch."""
+    return 4096 if device.type == "cuda" else 512
 
 
 def _clip_per_dish(tensors: list[torch.Tensor], members: int) -> None:

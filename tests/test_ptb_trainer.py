@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from evo_nas.train_cmd import train as train_cmd
 from search_spaces import get_space
 from surrogates import GROUND_TRUTHS
-from surrogates.devices import resolve_device
 from surrogates.ptb_corpus import load_corpus
 from surrogates.ptb_model import build_model
 from surrogates.ptb_trainer import (
@@ -174,15 +173,6 @@ def test_asgd_averages_the_iterates_since_the_switch() -> None:
     assert torch.allclose(p.detach(), expected) and torch.equal(avg.avg[0], live)
     avg.swap([p])
     assert torch.equal(p.detach(), live)
-
-
-def test_device_is_chosen_automatically() -> None:
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert resolve_device("auto").type == expected
-    assert resolve_device("cpu") == torch.device("cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

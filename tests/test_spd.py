@@ -368,12 +368,14 @@ def test_train_score_leaves_the_unread_validation_targets_alone():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-@pytest.mark.parametrize("task", ["bigram", "recall"])
-def test_a_cuda_dish_fits_and_predicts_as_the_cpu_dish(task):
+@pytest.mark.parametrize(
+    ("task", "loss"), [("bigram", "rank"), ("recall", "rank"), ("bigram", "mse")]
+)
+def test_a_cuda_dish_fits_and_predicts_as_the_cpu_dish(task, loss):
     space = DartsRNNSpace(nodes=4)
     genotypes = _motifs(space, 24)
     y = _known_objective(genotypes)
-    opts = dict(TINY, task=task, meta_steps=4, meta_batch=12, precision="float64")
+    opts = dict(TINY, task=task, loss=loss, meta_steps=4, meta_batch=12, precision="float64")
     cpu = PetriDishSurrogate(space, seed=3, **opts).fit(genotypes, y)
     gpu = PetriDishSurrogate(space, seed=3, **dict(opts, device="cuda")).fit(genotypes, y)
     assert all(t.is_cuda for t in gpu.dishes_[0].data.values())
