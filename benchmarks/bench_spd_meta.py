@@ -1,0 +1,70 @@
+"""What the Petri dish's meta-learning does to seen and unseen cells, step by step.
+
+For each seed: the training cells and test cells of ``bench_predictors.py``'s protocol (one
+fixed test set of OK NAS-Bench-NLP developer cells, ``--size`` training cells per seed); the
+dish is fitted with ``meta_steps`` 0, then each of ``--steps`` (a fit's first k steps do not
+depend on how many follow, so these are points of one trajectory), and the table gives
+Kendall tau on the training cells, the outer loss on all of them, and Kendall tau on the test
+cells. Training tau rising while test tau stays flat is overfitting; neither rising is an
+optimisation that does not work.
+
+    EVO_NAS_DATA=../shared/data python benchmarks/bench_spd_meta.py --size 50 --seeds 2 \\
+        --test-size 500 --steps 10,20,40 [--set meta_batch=50 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+from scipy.stats import kendalltau
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_predictors import split  # noqa: E402
+
+from search_spaces import get_space  # noqa: E402
+from surrogates import GROUND_TRUTHS  # noqa: E402
+from surrogates.spd import PetriDishSurrogate  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--size", default=50, type=int, help="training cells")
+    p.add_argument("--seeds", default="2", type=lambda s: list(range(int(s))), help="0..n-1")
+    p.add_argument("--test-size", default=500, type=int)
+    p.add_argument("--test-seed", default=12345, type=int)
+    p.add_argument("--steps", default="10,20,40", type=lambda s: [int(x) for x in s.split(",")])
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dish option")
+    p.add_argument("--threads", default=1, type=int)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    options = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
+    space = get_space("nasbench_nlp")
+    gt = GROUND_TRUTHS.create("nasbench_nlp", space=space)
+    cells = gt.genotypes()
+    results = gt.evaluate(cells)
+    ok = [(g, r.objective) for g, r in zip(cells, results, strict=True) if r.status == "ok"]
+    test_idx, train_idx = split(ok, args.test_size, [args.size], args.seeds, args.test_seed)
+    test_g, test_y = [ok[i][0] for i in test_idx], [ok[i][1] for i in test_idx]
+    print("| seed | meta steps | train tau | train outer loss | test tau |\n|---|---|---|---|---|")
+    for seed in tqdm(args.seeds, desc="seeds"):
+        train = [ok[i] for i in train_idx[seed]]
+        train_g, train_y = [g for g, _ in train], [y for _, y in train]
+        for k in [0, *args.steps]:
+            spd = PetriDishSurrogate(space, seed=seed, **{**options, "meta_steps": k})
+            spd.fit(train_g, train_y)
+            pred = spd.predict(train_g)
+            targets = spd._targets(train_y)
+            loss = spd.outer_loss(torch.as_tensor(pred, dtype=targets.dtype), targets)
+            test_tau = kendalltau(spd.predict(test_g), test_y).statistic
+            tau = kendalltau(pred, train_y).statistic
+            print(f"| {seed} | {k} | {tau:.3f} | {float(loss):.3f} | {test_tau:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
