@@ -18,11 +18,12 @@ from search_spaces.nasbench_nlp_graph import topological_order
 from surrogates import SURROGATES
 from surrogates.spd import PetriDishSurrogate
 
-#: a dish small enough for tests: 4-node cells, hidden 4, 5 inner steps; on the CPU, whose
+#: one dish small enough for tests: 4-node cells, hidden 4, 5 inner steps; on the CPU, whose
 #: kernels are deterministic (the thresholds and exact equalities below rely on it; the CUDA
 #: tests at the end compare the two devices)
 TINY = dict(
     device="cpu",
+    dishes=1,
     samples=8,
     val_samples=8,
     steps=6,
@@ -205,7 +206,7 @@ def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
     assert all(torch.isfinite(t).all() for t in spd.dishes_[0].data.values())
     pred = spd.predict(genotypes)
     assert pred[3] == np.inf and np.isfinite(np.delete(pred, 3)).all()
-    ensemble = PetriDishSurrogate(space, seed=0, meta_steps=0, dishes=3, **TINY)
+    ensemble = PetriDishSurrogate(space, seed=0, meta_steps=0, **dict(TINY, dishes=3))
     ranks = ensemble.predict(genotypes)
     assert ranks[3] == ranks.max() == len(genotypes) and np.isfinite(ranks).all()
 
