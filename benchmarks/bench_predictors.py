@@ -46,6 +46,14 @@ def parse_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
     return dict(out)
 
 
+def ok_cells(gt: Any) -> tuple[list[Any], list[tuple[Any, float]]]:
+    """Every cell of a table ground truth, and (genotype, objective) of those that trained."""
+    cells = gt.genotypes()
+    results = gt.evaluate(cells)
+    ok = [(g, r.objective) for g, r in zip(cells, results, strict=True) if r.status == "ok"]
+    return cells, ok
+
+
 def split(
     ok_cells: list[Any], test_size: int, sizes: list[int], seeds: list[int], test_seed: int
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
@@ -67,9 +75,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit(f"--set names {sorted(unknown)} are not among the surrogates")
     space = get_space(args.space, **options.get("space", {}))
     gt = GROUND_TRUTHS.create(args.ground_truth, space=space, **options.get("ground_truth", {}))
-    cells = gt.genotypes()
-    results = gt.evaluate(cells)
-    ok = [(g, r.objective) for g, r in zip(cells, results, strict=True) if r.status == "ok"]
+    cells, ok = ok_cells(gt)
     print(f"{len(cells)} cells, {len(ok)} OK; test set {args.test_size}, sizes {args.sizes}")
     test_idx, train_idx = split(ok, args.test_size, args.sizes, args.seeds, args.test_seed)
     test_g = [ok[i][0] for i in test_idx]

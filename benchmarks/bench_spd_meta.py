@@ -19,13 +19,12 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 from scipy.stats import kendalltau
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_predictors import split  # noqa: E402
+from bench_predictors import ok_cells, parse_options, split  # noqa: E402
 
 from search_spaces import get_space  # noqa: E402
 from surrogates import GROUND_TRUTHS  # noqa: E402
@@ -43,12 +42,10 @@ def main() -> None:
     p.add_argument("--threads", default=1, type=int)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    options = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
+    # bench_predictors' name.key=value parser, every key an option of the dish
+    options = parse_options([f"spd.{pair}" for pair in args.set]).get("spd", {})
     space = get_space("nasbench_nlp")
-    gt = GROUND_TRUTHS.create("nasbench_nlp", space=space)
-    cells = gt.genotypes()
-    results = gt.evaluate(cells)
-    ok = [(g, r.objective) for g, r in zip(cells, results, strict=True) if r.status == "ok"]
+    _, ok = ok_cells(GROUND_TRUTHS.create("nasbench_nlp", space=space))
     test_idx, train_idx = split(ok, args.test_size, [args.size], args.seeds, args.test_seed)
     test_g, test_y = [ok[i][0] for i in test_idx], [ok[i][1] for i in test_idx]
     print("| seed | meta steps | train tau | train outer loss | test tau |\n|---|---|---|---|---|")
