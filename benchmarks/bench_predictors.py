@@ -46,6 +46,16 @@ def parse_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
     return dict(out)
 
 
+def seeds_arg(text: str) -> list[int]:
+    """``"5"`` -> seeds 0..4; ``"3-4"`` -> seeds 3 and 4 (a share of the seeds, so that one
+    protocol can run as several processes: a seed's training cells do not depend on others)."""
+    first, dash, last = text.partition("-")
+    try:
+        return list(range(int(first), int(last) + 1)) if dash else list(range(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected n or a-b, got '{text}'") from None
+
+
 def ok_cells(gt: Any) -> tuple[list[Any], list[tuple[Any, float]]]:
     """Every cell of a table ground truth, and (genotype, objective) of those that trained."""
     cells = gt.genotypes()
@@ -129,7 +139,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--surrogates", default="nao,params,forest,random")
     p.add_argument("--sizes", default="10,25,50,100", type=lambda s: [int(x) for x in s.split(",")])
-    p.add_argument("--seeds", default="5", type=lambda s: list(range(int(s))), help="seeds 0..n-1")
+    p.add_argument("--seeds", default="5", type=seeds_arg, help="n (seeds 0..n-1) or a-b")
     p.add_argument("--test-size", default=1000, type=int)
     p.add_argument("--test-seed", default=12345, type=int)
     p.add_argument("--space", default="nasbench_nlp")

@@ -56,11 +56,10 @@ def main() -> None:
             spd = PetriDishSurrogate(space, seed=seed, **{**options, "meta_steps": k})
             spd.fit(train_g, train_y)
             pred = spd.predict(train_g)
-            targets = spd._targets(train_y)
-            loss = spd.outer_loss(torch.as_tensor(pred, dtype=targets.dtype), targets)
+            loss = spd.ranking_loss(pred, train_y)
             test_tau = kendalltau(spd.predict(test_g), test_y).statistic
             tau = kendalltau(pred, train_y).statistic
-            print(f"| {seed} | {k} | {tau:.3f} | {float(loss):.3f} | {test_tau:.3f} |", flush=True)
+            print(f"| {seed} | {k} | {tau:.3f} | {loss:.3f} | {test_tau:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -268,7 +268,7 @@ class SearchEngine:
         elif kind == "meta_step":
             self._bar.set_postfix_str(
                 f"fitting surrogate: dish {event['dish']}/{event['dishes']} "
-                f"step {event['step']} loss {event['loss']:.4g}",
+                f"step {event['step']}/{event['steps']} loss {event['loss']:.4g}",
                 refresh=event["step"] % 5 == 0,
             )
 

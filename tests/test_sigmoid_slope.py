@@ -299,4 +299,4 @@ def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path,
     run_search(cfg, progress=True)
     err = capsys.readouterr().err
     assert "training: epoch 2/2" in err
-    assert "fitting surrogate: dish 1/1 step 5" in err
+    assert "fitting surrogate: dish 1/1 step 5/6" in err

@@ -211,6 +211,20 @@ def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
     assert ranks[3] == ranks.max() == len(genotypes) and np.isfinite(ranks).all()
 
 
+def test_fit_reports_each_meta_step_of_the_current_fit():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 8)
+    spd = PetriDishSurrogate(space, seed=0, meta_steps=3, **dict(TINY, dishes=2))
+    events: list[dict] = []
+    spd.progress = events.append
+    spd.fit(genotypes, _known_objective(genotypes))
+    spd.fit(genotypes, _known_objective(genotypes))  # a warm-started refit counts afresh
+    steps = [(e["dish"], e["step"], e["steps"]) for e in events]
+    assert steps == 2 * [(d, k, 3) for d in (1, 2) for k in (1, 2, 3)]
+    assert [len(h) for h in spd.history_] == [6, 6]  # the history keeps every step
+    assert events[-1]["loss"] == spd.history_[1][-1]
+
+
 @pytest.mark.parametrize("learn_targets", [False, True])
 def test_state_round_trip_restores_the_learned_samples(learn_targets):
     space = DartsRNNSpace(nodes=4)
@@ -351,6 +365,9 @@ def test_fit_orients_a_dish_that_ranks_inversely():
     spd = PetriDishSurrogate(space, seed=0, meta_steps=0, **TINY).fit(genotypes, inverse)
     assert spd.signs_ == [-1.0]
     assert spearmanr(spd.predict(genotypes), inverse)[0] == pytest.approx(1.0)
+    # the outer loss of the oriented scores is small, of the raw (inverse) ones large
+    assert spd.ranking_loss(spd.predict(genotypes), inverse) < 0.1
+    assert spd.ranking_loss(raw, inverse) > spd.ranking_loss(-raw, inverse) + 0.5
     kept = PetriDishSurrogate(space, seed=0, meta_steps=0, orient=False, **TINY)
     assert spearmanr(kept.fit(genotypes, inverse).predict(genotypes), inverse)[0] < -0.99
 
