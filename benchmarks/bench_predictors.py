@@ -51,9 +51,12 @@ def seeds_arg(text: str) -> list[int]:
     protocol can run as several processes: a seed's training cells do not depend on others)."""
     first, dash, last = text.partition("-")
     try:
-        return list(range(int(first), int(last) + 1)) if dash else list(range(int(text)))
+        seeds = list(range(int(first), int(last) + 1)) if dash else list(range(int(text)))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected n or a-b, got '{text}'") from None
+        seeds = []
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected n >= 1 or a-b with a <= b, got '{text}'")
+    return seeds
 
 
 def ok_cells(gt: Any) -> tuple[list[Any], list[tuple[Any, float]]]:
