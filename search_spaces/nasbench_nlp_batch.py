@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +33,14 @@ _UNARY = {
     "activation_sigm": torch.sigmoid,
     "activation_leaky_relu": lambda z: F.leaky_relu(z, 0.01),
 }
+
+
+def _position_generator(seed: int | None, position: int) -> torch.Generator | None:
+    """The random stream of one node position's weights (None: torch's global one)."""
+    if seed is None:
+        return None
+    state = np.random.SeedSequence([seed, position]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 class NasBenchNLPCellBatch(CellBatch):
@@ -96,16 +105,20 @@ class NasBenchNLPCellBatch(CellBatch):
             for k in range(length)
         ]
         bound = 1.0 / hidden_size**0.5
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        # with a seed, position k draws from its own stream: a motif's initial weights must
+        # not depend on how long the longest motif of its batch is, or its dish score would
+        # change with the motifs it happens to be scored beside
+        gens = [_position_generator(seed, k) for k in range(length)]
         shared = m if seed is None else 1
 
         def draw(*shape: int) -> nn.Parameter:
-            w = (torch.rand(shared, *shape, generator=gen) * 2 - 1) * bound
-            return nn.Parameter(w.expand(m, *shape).clone())
+            w = torch.stack([torch.rand(shared, *shape, generator=g) for g in gens], dim=1)
+            w = (w * 2 - 1) * bound
+            return nn.Parameter(w.expand(m, length, *shape).clone())
 
-        self.bias = draw(length, hidden_size)
-        self.w_x = draw(length, _MAX_IN, input_size, hidden_size)
-        self.w_h = draw(length, _MAX_IN, hidden_size, hidden_size)
+        self.bias = draw(hidden_size)
+        self.w_x = draw(_MAX_IN, input_size, hidden_size)
+        self.w_h = draw(_MAX_IN, hidden_size, hidden_size)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         hsz = self.hidden_size
