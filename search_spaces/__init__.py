@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_spaces.base import Genotype, GenotypeError, RecurrentCell, SearchSpace
+from search_spaces.base import (
+    Genotype,
+    GenotypeError,
+    RecurrentCell,
+    SearchSpace,
+    seeded_generator,
+)
 from search_spaces.registry import Registry, UnknownNameError
 
 SPACES = Registry(
@@ -36,4 +42,5 @@ __all__ = [
     "SearchSpace",
     "UnknownNameError",
     "get_space",
+    "seeded_generator",
 ]

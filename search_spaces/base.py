@@ -18,6 +18,14 @@ from torch import nn
 Genotype = Hashable
 
 
+def seeded_generator(seed: int, *keys: int) -> torch.Generator:
+    """A CPU random stream fixed by ``seed`` and ``keys`` alone, independent of every other
+    stream (one per node position, per dish seed...), so what one draw yields never depends on
+    how many other draws a batch makes."""
+    state = np.random.SeedSequence([seed, *keys]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
 class GenotypeError(ValueError):
     """A malformed genotype; the message is one line naming the part that is wrong."""
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.base import CellBatch
+from search_spaces.base import CellBatch, seeded_generator
 from search_spaces.nasbench_nlp_graph import (
     ACTIVATION_OPS,
     NLPGenotype,
@@ -33,14 +32,6 @@ _UNARY = {
     "activation_sigm": torch.sigmoid,
     "activation_leaky_relu": lambda z: F.leaky_relu(z, 0.01),
 }
-
-
-def _position_generator(seed: int | None, position: int) -> torch.Generator | None:
-    """The random stream of one node position's weights (None: torch's global one)."""
-    if seed is None:
-        return None
-    state = np.random.SeedSequence([seed, position]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
 
 
 class NasBenchNLPCellBatch(CellBatch):
@@ -108,7 +99,7 @@ class NasBenchNLPCellBatch(CellBatch):
         # with a seed, position k draws from its own stream: a motif's initial weights must
         # not depend on how long the longest motif of its batch is, or its dish score would
         # change with the motifs it happens to be scored beside
-        gens = [_position_generator(seed, k) for k in range(length)]
+        gens = [None if seed is None else seeded_generator(seed, k) for k in range(length)]
         shared = m if seed is None else 1
 
         def draw(*shape: int) -> nn.Parameter:

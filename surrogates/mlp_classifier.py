@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_spaces import Genotype, SearchSpace
+from search_spaces import Genotype, SearchSpace, seeded_generator
 from surrogates.base import GroundTruth, Result
 from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
 from surrogates.devices import resolve_device
@@ -138,8 +138,7 @@ class MLPClassifierGroundTruth(GroundTruth):
         sizes = [inputs] + [self.hidden] * self.layers + [classes]
         per_seed = []
         for r in range(self.seeds):
-            seed = int(np.random.SeedSequence([self.seed, r]).generate_state(1)[0])
-            gen = torch.Generator().manual_seed(seed)
+            gen = seeded_generator(self.seed, r)
             per_seed.append(normal_mlp_weights(sizes, self.init_scale, gen))
         return [torch.stack(group) for group in zip(*per_seed, strict=True)]
 
