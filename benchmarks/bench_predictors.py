@@ -10,7 +10,8 @@ rho, precision at the top 10 %, fit time and query time per cell (mean +- std ov
         --sizes 10,50 --seeds 3 --out runs/bench_predictors.json
 
 Surrogates are any names of the SURROGATES registry; ``--set name.key=value`` passes an
-option (the value is read as YAML: 3, 0.1, true, cpu) to the constructor of ``name``.
+option (the value is read as YAML: 3, 0.1, 1e-3, true, cpu) to the constructor of ``name``,
+checked and converted as a config file's options are.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from evo_nas.config import Component, ConfigError, construct, validated_options
 from evo_nas.metrics import ranking_metrics
-from search_spaces import get_space
-from surrogates import GROUND_TRUTHS, SURROGATES
 
 METRICS = ("kendall_tau", "spearman_rho", "precision_top10", "fit_s", "query_ms_per_cell")
 
@@ -86,8 +86,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     unknown = set(options) - set(names) - {"space", "ground_truth"}
     if unknown:
         raise SystemExit(f"--set names {sorted(unknown)} are not among the surrogates")
-    space = get_space(args.space, **options.get("space", {}))
-    gt = GROUND_TRUTHS.create(args.ground_truth, space=space, **options.get("ground_truth", {}))
+    for name in names:  # a wrong option fails now, not after the data has loaded
+        validated_options("surrogate", Component(name=name, options=options.get(name, {})))
+    space = construct("space", Component(name=args.space, options=options.get("space", {})))
+    gt_entry = Component(name=args.ground_truth, options=options.get("ground_truth", {}))
+    gt = construct("ground_truth", gt_entry, space=space)
     cells, ok = ok_cells(gt)
     print(f"{len(cells)} cells, {len(ok)} OK; test set {args.test_size}, sizes {args.sizes}")
     test_idx, train_idx = split(ok, args.test_size, args.sizes, args.seeds, args.test_seed)
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     grid = [(n, size, s) for s in args.seeds for size in args.sizes for n in names]
     for name, size, seed in tqdm(grid, desc="fits"):
         train = [ok[i] for i in train_idx[seed][:size]]
-        model = SURROGATES.create(name, space=space, seed=seed, **options.get(name, {}))
+        entry = Component(name=name, options=options.get(name, {}))
+        model = construct("surrogate", entry, space=space, seed=seed)
         t0 = time.perf_counter()
         model.fit([g for g, _ in train], [y for _, y in train])
         t1 = time.perf_counter()
@@ -152,7 +156,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="write every row, predictions included, as JSON")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = run(args)
+    try:
+        rows = run(args)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     print(table(rows))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

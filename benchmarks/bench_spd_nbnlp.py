@@ -13,6 +13,7 @@ meta-learning earns. ``--set spd.key=value`` options apply to ``spd`` only; give
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from surrogates import SURROGATES  # noqa: E402
 from surrogates.spd import PetriDishSurrogate  # noqa: E402
 
 
-def unlearned_dish(space: Any, seed: int = 0, **options: Any) -> PetriDishSurrogate:
+@functools.wraps(PetriDishSurrogate.__init__)  # its options, checked as ``spd``'s are
+def unlearned_dish(**options: Any) -> PetriDishSurrogate:
     """``spd`` without meta-learning (the ablation)."""
-    return PetriDishSurrogate(space, seed=seed, **{**options, "meta_steps": 0})
+    return PetriDishSurrogate(**{**options, "meta_steps": 0})
 
 
 if __name__ == "__main__":
