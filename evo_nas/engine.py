@@ -234,8 +234,14 @@ class SearchEngine:
         self.py_rng.setstate(rng["python"])
         self.rng.bit_generator.state = rng["numpy"]
         torch.set_rng_state(rng["torch"])
+        stale = None
         if self.surrogate is not None and surrogate_state is not None:
-            self.surrogate.load_state_dict(surrogate_state)
+            try:
+                self.surrogate.load_state_dict(surrogate_state)
+            except ValueError as e:
+                # the surrogate's settings changed since the checkpoint (a new default of the
+                # installed version): refit it on the results so far rather than lose the run
+                stale = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         self.cache.load(checkpoint["records"])
         self.events_written = checkpoint["events_written"]
         self._elapsed_before = checkpoint["elapsed_s"]
@@ -251,6 +257,9 @@ class SearchEngine:
         self._event({"event": "resume", "evaluations": len(self.cache.records)})
         if self._requeue:
             self._event({"event": "requeue", "keys": sorted(self._requeue)})
+        if stale is not None:
+            self._event({"event": "surrogate_refit", "reason": stale})
+            self._fit_surrogate()
 
     def _training_progress(self, event: dict[str, Any]) -> None:
         """A long in-process training or surrogate fit shows where it is on the progress bar."""

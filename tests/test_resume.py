@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evo_nas.engine import run_search, start_run
+from evo_nas.engine import resume_search, run_search, start_run
 from evo_nas.executors import InlineExecutor
 from evo_nas.rundir import RunDir
+from surrogates import SURROGATES
+from surrogates.random_surrogate import RandomSurrogate
 
 
 def _rows(path: Path) -> int:
@@ -128,3 +130,49 @@ def test_asynchronous_checkpoints_hold_the_cells_the_workers_run(tmp_path, demo_
     # were submitted before its records (and checkpoints) were written
     # (its partner still waits for its own record after the first of a pair)
     assert [len(running[i]) for i in range(1, 11)] == [3, 2] * 4 + [1, 0]
+
+
+class VersionedSurrogate(RandomSurrogate):
+    """Refuses a state saved by another version, as the Petri dish refuses other options."""
+
+    version = 1
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "version": self.version}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["version"] != self.version:
+            raise ValueError("state was saved by another version\nsecond line")
+        super().load_state_dict(state)
+
+
+@pytest.fixture
+def versioned():
+    SURROGATES.register("versioned", VersionedSurrogate)
+    yield
+    SURROGATES.unregister("versioned")
+    VersionedSurrogate.version = 1
+
+
+def test_a_surrogate_state_that_no_longer_loads_is_refitted_on_resume(
+    tmp_path, demo_table, versioned
+):
+    cfg = {
+        "name": "upgraded",
+        "output_dir": str(tmp_path / "runs"),
+        "space": {"name": "darts_rnn", "options": {"nodes": 4}},
+        "ground_truth": {"name": "table", "options": {"path": str(demo_table)}},
+        "surrogate": "versioned",
+        "search": {"algorithm": "regularized", "population": 6, "sample": 3, "offspring": 3},
+        "surrogate_loop": {"warmup": 4, "generations": 1, "promote": 2, "explore": 0},
+        "budget": {"evaluations": 8},
+    }
+    run_search(cfg, progress=False)
+    run_dir = tmp_path / "runs" / "upgraded"
+    VersionedSurrogate.version = 2  # the installed surrogate changed between kill and resume
+    resume_search(run_dir, progress=False)
+    events = [e["event"] for e in RunDir(run_dir).read_events()]
+    at = events.index("surrogate_refit")
+    assert events[at - 1] == "resume" and events[at + 1] == "fit"
+    refit = RunDir(run_dir).read_events()[at]
+    assert refit["reason"] == "state was saved by another version"
