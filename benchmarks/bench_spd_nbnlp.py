@@ -26,9 +26,9 @@ from surrogates import SURROGATES  # noqa: E402
 from surrogates.spd import PetriDishSurrogate  # noqa: E402
 
 
-@functools.wraps(PetriDishSurrogate.__init__)  # its options, checked as ``spd``'s are
+@functools.wraps(PetriDishSurrogate.__init__, assigned=("__annotations__",))
 def unlearned_dish(**options: Any) -> PetriDishSurrogate:
-    """``spd`` without meta-learning (the ablation)."""
+    """``spd`` without meta-learning (the ablation); its options are ``spd``'s, checked alike."""
     return PetriDishSurrogate(**{**options, "meta_steps": 0})
 
 
