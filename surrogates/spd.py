@@ -64,8 +64,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         # two dishes of 64 sequences: a single dish's tau moves by +-0.03 with its random
         # data, and averaging two in rank steadies it (NAS-Bench-NLP, N = 50, 5 seeds:
         # 0.549 +- 0.009 against 0.533 +- 0.016 for one, measured before a fix of the
-        # NAS-Bench-NLP cells' initial weights; after it, seeds 0-2: 0.556; compare_nbnlp.md,
-        # "Eighth session") at twice the cost (1,000 darts_rnn motifs in 45 s on 2 cores)
+        # NAS-Bench-NLP cells' initial weights; after it 0.554 +- 0.016; compare_nbnlp.md,
+        # "Eighth" and "Ninth session") at twice the cost (1,000 darts_rnn motifs in 45 s)
         "dishes": 2,
         "keep_fraction": 1.0,
         "learn_targets": False,
