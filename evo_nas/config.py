@@ -303,14 +303,19 @@ def validated_options(section: str, comp: Component) -> dict[str, Any]:
     return {k: getattr(parsed, k) for k in comp.options}
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message as one line (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def construct(section: str, comp: Component, **injected: Any) -> Any:
     """Instantiate a component with validated options; any failure is a ConfigError."""
     options = validated_options(section, comp)
     try:
         return _factory(section, comp)(**injected, **options)
     except (ValueError, OSError, KeyError, TypeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{section}: {msg}") from None
+        raise ConfigError(f"{section}: {first_line(e)}") from None
 
 
 def build_space(cfg: SearchConfig) -> SearchSpace:

@@ -34,6 +34,7 @@ from evo_nas.config import (
     build_surrogate,
     config_differences,
     config_to_dict,
+    first_line,
     initial_genotypes,
     load_config,
     parse_config,
@@ -241,7 +242,7 @@ class SearchEngine:
             except ValueError as e:
                 # the surrogate's settings changed since the checkpoint (a new default of the
                 # installed version): refit it on the results so far rather than lose the run
-                stale = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                stale = first_line(e)
         self.cache.load(checkpoint["records"])
         self.events_written = checkpoint["events_written"]
         self._elapsed_before = checkpoint["elapsed_s"]
