@@ -96,10 +96,11 @@ class PetriDish:
     cell must both read its current input and remember the last one, and what it learns
     carries over to the validation sequences). With ``learn_targets`` the labels become
     learnable soft targets: logits ``[samples, steps, classes]`` starting at the random
-    labels smoothed by 0.1. ``data`` holds every learnable tensor (``x_train``, ``x_val`` and
-    with learned targets ``t_train``, ``t_val``), on ``device``. Everything random comes
-    from ``seed``; every motif starts from the same weights, so score differences come from
-    the motifs.
+    labels smoothed by 0.1. The fixed projection's entries have standard deviation
+    ``input_gain / sqrt(dims)``: the gain sets how hard the inputs drive the cells. ``data``
+    holds every learnable tensor (``x_train``, ``x_val`` and with learned targets
+    ``t_train``, ``t_val``), on ``device``. Everything random comes from ``seed``; every
+    motif starts from the same weights, so score differences come from the motifs.
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class PetriDish:
         vocab: int = 8,
         score: Literal["val", "train"] = "val",
         device: torch.device | str = "cpu",
+        input_gain: float = 1.0,
     ) -> None:
         if learn_targets and task == "recall":
             raise ValueError("learn_targets needs task 'labels' or 'bigram'")
@@ -140,7 +142,8 @@ class PetriDish:
         # everything random is drawn on the CPU, so a seed gives the same dish on any device
         gen = torch.Generator().manual_seed(self.seed)
         out = dims if task == "recall" else classes
-        self.proj = torch.randn(dims, input_size, generator=gen, dtype=dtype) / dims**0.5
+        proj = torch.randn(dims, input_size, generator=gen, dtype=dtype)
+        self.proj = proj / dims**0.5 * input_gain
         bound = 1.0 / hidden_size**0.5
         self.readout0 = (torch.rand(hidden_size, out, generator=gen, dtype=dtype) * 2 - 1) * bound
         self.data: dict[str, torch.Tensor] = {

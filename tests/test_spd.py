@@ -251,6 +251,13 @@ def test_state_round_trip_restores_the_learned_samples(learn_targets):
     other = PetriDishSurrogate(space, seed=2, **dict(opts, hidden_size=5))
     with pytest.raises(ValueError, match="other options"):
         other.load_state_dict(state)
+    # a state saved before an option existed was computed with that option's default
+    older = {**state, "options": {k: v for k, v in state["options"].items() if k != "input_gain"}}
+    fresh.load_state_dict(older)
+    np.testing.assert_array_equal(fresh.predict(genotypes), spd.predict(genotypes))
+    gained = PetriDishSurrogate(space, seed=2, **dict(opts, input_gain=2.0))
+    with pytest.raises(ValueError, match="other options"):
+        gained.load_state_dict(older)
 
 
 def test_bigram_labels_follow_the_previous_and_the_current_token():
@@ -285,6 +292,19 @@ def test_train_score_is_the_training_loss_after_training():
     torch.testing.assert_close(on_train.scores(genotypes), on_val.scores(genotypes, moved))
 
 
+def test_input_gain_drives_the_cells_as_inputs_that_much_larger():
+    space = DartsRNNSpace(nodes=4)
+    genotypes = _motifs(space, 5)
+    opts = dict(TINY, task="bigram", precision="float64")
+    plain = PetriDishSurrogate(space, seed=4, **opts).dishes_[0]
+    gained = PetriDishSurrogate(space, seed=4, input_gain=2.5, **opts).dishes_[0]
+    scores = gained.scores(genotypes)
+    assert not torch.allclose(scores, plain.scores(genotypes))
+    # the same dish with 2.5 times its synthetic inputs: the gain is all that differs
+    larger = {name: x * 2.5 for name, x in plain.data.items()}
+    torch.testing.assert_close(scores, plain.scores(genotypes, larger))
+
+
 def test_registry_and_option_errors():
     space = DartsRNNSpace(nodes=4)
     spd = SURROGATES.create("spd", space=space, seed=0, **TINY)
@@ -298,6 +318,7 @@ def test_registry_and_option_errors():
         ({"task": "bigram", "vocab": 0}, "vocab must be at least 1, got 0"),
         ({"score": "test"}, r"score must be val\|train, got 'test'"),
         ({"layers": 2}, "layers: not an option of the rnn dish"),
+        ({"input_gain": -1.0}, "input_gain must be positive, got -1.0"),
     ):
         with pytest.raises(ValueError, match=message):
             PetriDishSurrogate(space, **dict(TINY, **bad))
