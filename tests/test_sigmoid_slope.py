@@ -246,6 +246,23 @@ def test_prediction_keeps_the_dishes_that_fit_their_training_slopes_best(space):
         PetriDishSurrogate(space, keep_fraction=0)
 
 
+def test_a_dish_in_which_one_training_motif_diverged_can_still_be_kept(space, monkeypatch):
+    slopes, error = [0.2, 0.4, 0.6, 0.8], [4.0, 3.0, 2.0, 1.0]
+    opts = dict(inner_steps=5, meta_steps=0, dishes=4, keep_fraction=0.5)
+    spd = PetriDishSurrogate(space, seed=1, **opts)
+    rows = np.array(
+        [
+            [4.0, 3.0, 2.0, np.inf],  # orders the three finite motifs right; one diverged
+            [1.0, 2.0, 3.0, 4.0],  # every pair the wrong way round
+            [3.0, 4.0, 2.0, 1.0],  # one pair wrong
+            [np.inf] * 4,  # every motif diverged: no fit to judge
+        ]
+    )
+    monkeypatch.setattr(spd, "dish_scores", lambda genotypes: rows)
+    spd.fit(slopes, error)
+    assert spd.kept_ == [0, 2]
+
+
 # -- the example, end to end -------------------------------------------------------------------
 def test_example_runs_and_sweeps_predicted_and_true_curves(tmp_path):
     cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
