@@ -17,7 +17,7 @@ import torch
 from scipy.stats import rankdata, spearmanr
 
 from search_spaces import Genotype, SearchSpace
-from surrogates.base import Surrogate
+from surrogates.base import Surrogate, finite_targets
 from surrogates.devices import resolve_device
 from surrogates.spd_dish import PetriDish
 from surrogates.spd_mlp_dish import MLPDish
@@ -415,11 +415,15 @@ class PetriDishSurrogate(Surrogate):
             dish.data = {k: v.detach() for k, v in data.items()}
         keep = math.ceil(o["keep_fraction"] * o["dishes"])
         if keep < o["dishes"]:
+            # a motif that diverged in a dish ties with the dish's worst finite score, so the
+            # dish's fit to the other motifs still counts; a dish in which every training
+            # motif diverged has no fit to judge (nan loss): last
             fit_loss = [
-                self.ranking_loss(_diverged_as_worst(row), objectives)
+                self.ranking_loss(finite_targets(row), objectives)
+                if np.isfinite(row).any()
+                else np.nan
                 for row in self.dish_scores(genotypes)
             ]
-            # a dish in which every training motif diverged has an undefined (nan) loss: last
             order = np.argsort(np.nan_to_num(fit_loss, nan=np.inf), kind="stable")
             self.kept_ = sorted(int(i) for i in order[:keep])
         return self
@@ -494,14 +498,6 @@ def default_predict_batch(device: torch.device) -> int:
     launch-bound (4,096 motifs at once in 1.8 s against 1.2 s for 512 on an H200,
     docs/results/cuda_h200.md); on a CPU the cost grows with the batch."""
     return 4096 if device.type == "cuda" else 512
-
-
-def _diverged_as_worst(row: np.ndarray) -> np.ndarray:
-    """A dish's scores with each inf (a motif diverged in the dish) tied with its worst finite
-    score, so the dish's fit to the other motifs still counts (all inf: all nan)."""
-    finite = np.isfinite(row)
-    worst = row[finite].max() if finite.any() else np.nan
-    return np.where(finite, row, worst)
 
 
 def _clip_per_dish(tensors: list[torch.Tensor], members: int) -> None:
