@@ -99,6 +99,8 @@ class ForestSurrogate(Surrogate):
         self.vocab = {tok: i for i, tok in enumerate(space.vocabulary())}
         self.max_len_ = 0
         self.estimator_: RandomForestRegressor | GradientBoostingRegressor | None = None
+        #: the encoded training set the estimator was fitted on
+        self.train_: tuple[np.ndarray, np.ndarray] | None = None
 
     def features(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         """``[n, max_len * V + V]``: per-position one-hot, then token counts."""
@@ -119,6 +121,10 @@ class ForestSurrogate(Surrogate):
         if not genotypes:
             raise ValueError("fit needs at least one genotype")
         self.max_len_ = max(len(self.space.tokens(g)) for g in genotypes)
+        self._fit_estimator(self.features(genotypes), finite_targets(objectives))
+        return self
+
+    def _fit_estimator(self, x: np.ndarray, y: np.ndarray) -> None:
         if self.model == "random_forest":
             est: RandomForestRegressor | GradientBoostingRegressor = RandomForestRegressor(
                 n_estimators=self.n_estimators,
@@ -134,8 +140,8 @@ class ForestSurrogate(Surrogate):
                 learning_rate=self.learning_rate,
                 random_state=self.seed,
             )
-        self.estimator_ = est.fit(self.features(genotypes), finite_targets(objectives))
-        return self
+        self.estimator_ = est.fit(x, y)
+        self.train_ = (x, y)
 
     def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         if self.estimator_ is None:
@@ -145,9 +151,19 @@ class ForestSurrogate(Surrogate):
         return self.estimator_.predict(self.features(genotypes)).astype(float)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "max_len": self.max_len_, "estimator": self.estimator_}
+        """The encoded training set: loading refits the same trees from it (the estimator is
+        seeded), so the state is data rather than a pickled scikit-learn object."""
+        x, y = self.train_ if self.train_ is not None else (None, None)
+        return {"seed": self.seed, "max_len": self.max_len_, "x": x, "y": y}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.seed = int(state["seed"])
         self.max_len_ = int(state["max_len"])
-        self.estimator_ = state["estimator"]
+        if state["x"] is None:
+            self.estimator_ = self.train_ = None
+            return
+        x, y = np.asarray(state["x"], dtype=float), np.asarray(state["y"], dtype=float)
+        width = (self.max_len_ + 1) * len(self.vocab)
+        if x.ndim != 2 or x.shape[1] != width or y.shape != (len(x),):
+            raise ValueError(f"state holds a training set of shape {x.shape}, {y.shape}")
+        self._fit_estimator(x, y)

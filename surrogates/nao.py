@@ -341,7 +341,7 @@ class NAOSurrogate(Surrogate):
             "seed": self.seed,
             "options": dict(self.options),
             "vocab": list(self.vocab),
-            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "model": {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()},
             "max_len": self.max_len_,
             "position": self.position_.copy(),
             "follows": self.follows_.copy(),
@@ -354,7 +354,7 @@ class NAOSurrogate(Surrogate):
             raise ValueError("state was saved by an NAOSurrogate with other options or vocabulary")
         with torch.random.fork_rng(devices=[]):  # the initial weights are overwritten
             model = NAOModel(N_SPECIAL + len(self.vocab), **self.options)
-        model.load_state_dict(state["model"])
+        model.load_state_dict({k: torch.as_tensor(v) for k, v in state["model"].items()})
         self.model_ = model.to(self.device).eval()
         self.seed = int(state["seed"])
         self.max_len_ = int(state["max_len"])
