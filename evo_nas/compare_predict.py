@@ -24,6 +24,7 @@ from tqdm import tqdm
 from evo_nas.config import (
     Component,
     ConfigError,
+    Seed,
     _Section,
     construct,
     read_yaml,
@@ -54,7 +55,7 @@ class TestSetSection(_Section):
 
     kind: Literal["uniform", "mutants"] = "uniform"
     size: PositiveInt = 1000
-    seed: int = 12345
+    seed: Seed = 12345
     parents_percent: PositiveFloat = 5.0
 
 
@@ -82,7 +83,7 @@ class PredictCompareConfig(_Section):
     ground_truth: Component
     surrogates: list[SurrogateEntry] = Field(min_length=1)
     sizes: list[PositiveInt] = Field(default_factory=lambda: [10, 25, 50, 100])
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     test: TestSetSection = Field(default_factory=TestSetSection)
     split: SplitSection | None = None
     train_ok_only: bool = True

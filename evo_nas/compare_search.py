@@ -19,6 +19,7 @@ from tqdm import tqdm
 from evo_nas.config import (
     Component,
     ConfigError,
+    Seed,
     _Section,
     build_ground_truth,
     build_space,
@@ -55,7 +56,7 @@ class SearchCompareConfig(_Section):
     output_dir: Path = Path("runs")
     base: Path
     methods: list[MethodEntry] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     target: float | None = None
     target_quantile: float = Field(0.01, gt=0, lt=1)
     n_jobs: PositiveInt = 1

@@ -10,15 +10,12 @@ import inspect
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
-    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -27,12 +24,26 @@ from pydantic import (
     model_validator,
 )
 
+from evo_nas.yaml_input import YAMLInputError
+from evo_nas.yaml_input import read_yaml as _read_yaml
 from search_spaces import SPACES, GenotypeError, SearchSpace, UnknownNameError
 from surrogates import GROUND_TRUTHS, SURROGATES, GroundTruth, Surrogate
 
 
 class ConfigError(ValueError):
     """A configuration mistake, described in one line."""
+
+
+#: a seed of python, numpy and torch alike (numpy's legacy seeding takes 32 bits, and the
+#: seeds derived from it, e.g. seed * 1_000_003 + round, stay within torch's 64)
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+#: the most cells (or steps) a size may ask for: beyond this one step would not end in any
+#: reasonable time, nor fit in memory, so such a value is a typo, refused up front
+MAX_SIZE = 100_000
+Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]
+#: workers, threads, retries and the like
+MAX_COUNT = 1024
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
 
 
 class _Section(BaseModel):
@@ -55,14 +66,14 @@ class SearchSection(_Section):
 
     algorithm: Literal["regularized", "mu_plus_lambda", "random"] = "regularized"
     generator: Literal["mutation", "nao"] = "mutation"
-    population: PositiveInt = 20
-    sample: PositiveInt = 5
-    offspring: PositiveInt = 10
-    initial: list[Any] = Field(default_factory=list)
+    population: Size = 20
+    sample: Size = 5
+    offspring: Size = 10
+    initial: list[Any] = Field(default_factory=list, max_length=MAX_SIZE)
     pool: bool = False
     pool_options: dict[str, Any] = Field(default_factory=dict)
-    mutation_retries: PositiveInt = 20
-    max_stale_generations: PositiveInt = 50
+    mutation_retries: Count = 20
+    max_stale_generations: Size = 50
 
     @model_validator(mode="after")
     def _sample_fits(self) -> SearchSection:
@@ -76,10 +87,10 @@ class SearchSection(_Section):
 class SurrogateLoopSection(_Section):
     """The outer loop of surrogate-assisted search (ignored with ``surrogate: none``)."""
 
-    warmup: PositiveInt = 10
-    generations: PositiveInt = 5
-    promote: PositiveInt = 5
-    explore: NonNegativeInt = 0
+    warmup: Size = 10
+    generations: Size = 5
+    promote: Size = 5
+    explore: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
 
 
 class BudgetSection(_Section):
@@ -99,11 +110,11 @@ class ExecutionSection(_Section):
     """Where and how ground-truth evaluations run."""
 
     backend: Literal["local", "dask", "ray"] = "local"
-    workers: PositiveInt = 1
+    workers: Count = 1
     address: str | None = None
-    threads_per_worker: PositiveInt | None = None
-    gpus_per_task: NonNegativeFloat = 0.0
-    retries: NonNegativeInt = 2
+    threads_per_worker: Count | None = None
+    gpus_per_task: Annotated[float, Field(ge=0, le=MAX_COUNT)] = 0.0
+    retries: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2
     timeout_s: PositiveFloat | None = None
     asynchronous: bool = False
 
@@ -118,8 +129,8 @@ class LoggingSection(_Section):
 class FinalSection(_Section):
     """Retrain the best cells of a finished search with another ground truth (and seeds)."""
 
-    top_k: PositiveInt = 3
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    top_k: Size = 3
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_COUNT)
     ground_truth: Component
 
     _normalise = field_validator("ground_truth", mode="before")(_name_only)
@@ -130,7 +141,7 @@ class SearchConfig(_Section):
 
     name: str = "search"
     output_dir: Path = Path("runs")
-    seed: int = 0
+    seed: Seed = 0
     space: Component
     ground_truth: Component
     surrogate: Component | None = None
@@ -213,17 +224,11 @@ def parse_config(data: Any, base_dir: Path) -> SearchConfig:
 
 
 def read_yaml(path: Path | str) -> Any:
-    """The content of a YAML file; a missing file or bad syntax is a ConfigError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+    """The content of a YAML file (:mod:`evo_nas.yaml_input`); any problem is a ConfigError."""
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
+        return _read_yaml(path)
+    except YAMLInputError as e:
+        raise ConfigError(str(e)) from None
 
 
 def load_config(path: Path | str) -> SearchConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from evo_nas.cli import main
+from evo_nas.rundir import RunDir
 
 GOOD = {
     "name": "cfg",
@@ -100,3 +102,77 @@ def test_paths_resolve_relative_to_the_yaml(tmp_path, demo_table, monkeypatch):
     # a second run of the same name is refused rather than overwritten
     again = CliRunner().invoke(main, ["run", str(path), "--quiet"])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+# -- inputs that used to crash or hang --------------------------------------------------------
+def _refused(result, *fragments: str) -> str:
+    """The CLI said one line starting with ``error:`` holding ``fragments``, exit status 2."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0]
+
+
+GOOD_TEXT = yaml.safe_dump(GOOD, sort_keys=False)
+_NEST = "space: {name: darts_rnn, options: {nodes: 4}}\nsearch: {initial: "
+_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
+
+
+UNREADABLE = {
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", ["search.yaml: not UTF-8 text"]),
+    "utf16-no-bom": (GOOD_TEXT.encode("utf-16-le"), ["invalid YAML", "unacceptable character"]),
+    "latin-1": ((GOOD_TEXT + "name: caf\u00e9\n").encode("latin-1"), ["not UTF-8 text", "binary"]),
+    "bad-utf16": (codecs.BOM_UTF16_LE + b"\x00\xd8", ["not UTF-16 text"]),
+    "deep": (("[" * 10_000 + "]" * 10_000).encode(), ["nested deeper than YAML can be read"]),
+    "nested": ((_NEST + "[" * 60 + "]" * 60 + "}\n").encode(), ["nested deeper than 50 levels"]),
+    "alias-bomb": (_BOMB.encode(), ["more than 1,000,000 values"]),
+    "dup": ((GOOD_TEXT + "seed: 1\nseed: 2\n").encode(), ["line", "found duplicate key 'seed'"]),
+    "dup-inner": (b"space: {name: darts_rnn, name: table}\n", ["line 1", "duplicate key 'name'"]),
+    "tag": (b"!!python/object/apply:os.system [touch pwned]\n", ["invalid YAML", "python/object"]),
+}
+
+
+@pytest.mark.parametrize("data, fragments", UNREADABLE.values(), ids=UNREADABLE)
+def test_unreadable_yaml_is_one_line(tmp_path, demo_table, monkeypatch, data, fragments):
+    path = _write(tmp_path, "", demo_table)
+    path.write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    _refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), *fragments)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_yaml_in_any_encoding_yaml_allows_is_read(tmp_path, demo_table, encoding):
+    path = _write(tmp_path, "", demo_table)
+    path.write_bytes(GOOD_TEXT.encode(encoding))  # with a byte-order mark
+    result = CliRunner().invoke(main, ["run", str(path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(RunDir(tmp_path / "runs" / "cfg").read_evaluations()) == 4
+
+
+OUT_OF_RANGE = [
+    ({"seed": -1}, "seed: Input should be greater than or equal to 0 (got -1)"),
+    ({"seed": 2**63}, "seed: Input should be less than 4294967296"),
+    ({"seed": 2**64 + 1}, "seed: Input should be less than 4294967296"),
+    ({"final": {"seeds": [0, -3], "ground_truth": "table"}}, "final.seeds.1: Input should be"),
+    ({"search": {"population": 10**11}}, "search.population: Input should be less than or equal"),
+    ({"search": {"offspring": 1e11}}, "search.offspring: Input should be less than or equal"),
+    ({"surrogate_loop": {"warmup": 10**11}}, "surrogate_loop.warmup: Input should be less"),
+    ({"surrogate_loop": {"generations": 10**11}}, "surrogate_loop.generations: Input should"),
+    ({"execution": {"workers": 10**11}}, "execution.workers: Input should be less than or"),
+    ({"execution": {"gpus_per_task": float("inf")}}, "execution.gpus_per_task: Input should"),
+    ({"search": {"mutation_retries": 10**9}}, "search.mutation_retries: Input should be less"),
+]
+
+
+@pytest.mark.parametrize(
+    "patch, message", OUT_OF_RANGE, ids=[m.split(":")[0] for _, m in OUT_OF_RANGE]
+)
+def test_out_of_range_numbers_are_refused(tmp_path, demo_table, patch, message):
+    path = _write(tmp_path, _merge(GOOD, patch), demo_table)
+    _refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), message)
+    assert not (tmp_path / "runs").exists()
