@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from evo_nas.config import ConfigError
+from evo_nas.runlock import RunDirError
+from surrogates.statefile import StateError
+
+#: what ``run`` and ``resume`` report in one line (exit status 2) instead of a traceback
+_REFUSALS = (ConfigError, RunDirError, StateError)
 
 
 def _fail(message: str) -> None:
@@ -15,10 +21,16 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Warnings as one line each, on stderr (not Python's two lines with a source line)."""
+    click.echo(f"warning: {message}", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="evo-nas")
 def main() -> None:
     """Surrogate-assisted evolutionary search over recurrent-cell architectures."""
+    warnings.showwarning = _show_warning
 
 
 @main.command()
@@ -31,7 +43,7 @@ def run(config: Path, overwrite: bool, quiet: bool) -> None:
 
     try:
         best = run_search(config, overwrite=overwrite, progress=False if quiet else None)
-    except ConfigError as e:
+    except _REFUSALS as e:
         _fail(str(e))
     _print_best(best)
 
@@ -45,9 +57,25 @@ def resume(run_dir: Path, quiet: bool) -> None:
 
     try:
         best = resume_search(run_dir, progress=False if quiet else None)
-    except ConfigError as e:
+    except _REFUSALS as e:
         _fail(str(e))
     _print_best(best)
+
+
+@main.command(name="convert-checkpoint")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def convert_checkpoint(run_dir: Path) -> None:
+    """Convert RUN_DIR's pickle checkpoint (of earlier evo-nas versions) to checkpoint.json.
+
+    Reading a pickle runs any code it names: convert only a run directory you trust. The
+    pickle is kept; `evo-nas resume RUN_DIR` then continues from the JSON checkpoint.
+    """
+    from evo_nas.legacy_checkpoint import convert_pickle_checkpoint
+
+    try:
+        click.echo(convert_pickle_checkpoint(run_dir))
+    except RunDirError as e:
+        _fail(str(e))
 
 
 def _print_best(best: dict) -> None:

@@ -7,15 +7,17 @@ the checkpoint is rewritten after each ground-truth evaluation and each step. A 
 restores the boundary and replays the step: everything in it is deterministic given the
 boundary, and the evaluations it already made are cache hits, so it ends exactly as an
 uninterrupted run would (on CPU, with a fixed seed), with no evaluation repeated or lost.
+The checkpoint is data (:mod:`evo_nas.checkpoint`), and one process at a time works in a run
+directory (:mod:`evo_nas.runlock`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pickle
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,16 @@ from deap import tools
 from scipy.stats import kendalltau
 from tqdm import tqdm
 
+from evo_nas.checkpoint import (
+    HALL_OF_FAME_SIZE,
+    Checkpoint,
+    CheckpointWarning,
+    RngStates,
+    checkpoint_bytes,
+    encode_boundary,
+    encode_record,
+    load_checkpoint,
+)
 from evo_nas.config import (
     ConfigError,
     SearchConfig,
@@ -38,6 +50,7 @@ from evo_nas.config import (
     initial_genotypes,
     load_config,
     parse_config,
+    read_yaml,
 )
 from evo_nas.evaluation import Dispatcher, GroundTruthCache, Record, isolated_rng
 from evo_nas.evolution import (
@@ -50,13 +63,12 @@ from evo_nas.evolution import (
 from evo_nas.executors import InlineExecutor, make_executor
 from evo_nas.final_stage import run_final_stage
 from evo_nas.rundir import RunDir
+from evo_nas.runlock import RunDirError, RunLock
 from evo_nas.steady_state import run_steady_state
 from evo_nas.tensorboard_log import TensorBoardLog
 from search_spaces import Genotype, SearchSpace
 from search_spaces.pool import PoolSpace
-
-CHECKPOINT_VERSION = 1
-HALL_OF_FAME_SIZE = 10
+from surrogates.statefile import encode
 
 
 def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:
@@ -125,7 +137,12 @@ class SearchEngine:
         self.events_written = 0
         self._elapsed_before = 0.0
         self._t0 = time.monotonic()
-        self._boundary = b""
+        self._config = encode(config_to_dict(cfg))
+        self._boundary: Any = None  # the encoded state at the start of the current step
+        self._encoded_records: list[Any] = []  # cache.records, encoded (they only grow)
+        self._keep_previous = True  # whether the next checkpoint keeps the one it replaces
+        #: the run directory's lock, held until :meth:`run` returns
+        self.lock: RunLock | None = None
         self._replaying = False
         self._requeue: dict[str, dict[str, Any]] = {}
         self._tensorboard = (
@@ -198,67 +215,83 @@ class SearchEngine:
                 self._bar.set_postfix(best=f"{best['objective']:.4g}")
 
     def _save_checkpoint(self) -> None:
-        self.run_dir.save_checkpoint(
-            {
-                "version": CHECKPOINT_VERSION,
-                "config": config_to_dict(self.cfg),
-                "boundary": self._boundary,
-                "records": self.cache.records,
-                "in_flight": self.cache.in_flight,
-                "events_written": self.events_written,
-                "elapsed_s": self.elapsed(),
-            }
+        records = self.cache.records
+        self._encoded_records += [encode_record(r) for r in records[len(self._encoded_records) :]]
+        data = checkpoint_bytes(
+            self._config,
+            self._boundary,
+            self._encoded_records,
+            self.cache.in_flight,
+            self.events_written,
+            self.elapsed(),
         )
+        self.run_dir.save_checkpoint(data, keep_previous=self._keep_previous)
+        self._keep_previous = True
 
     def _snapshot(self) -> None:
         """Make the current state the boundary that a resume restarts from, and save it."""
         self.state["records_at_boundary"] = len(self.cache.records)
-        boundary = {
-            **self.state,
-            "rng": {
-                "python": self.py_rng.getstate(),
-                "numpy": self.rng.bit_generator.state,
-                "torch": torch.get_rng_state(),
-            },
-            # an unfitted surrogate has nothing to save (and some refuse to say so)
-            "surrogate": self.surrogate.state_dict() if self.state.get("fitted") else None,
-        }
-        self._boundary = pickle.dumps(boundary, protocol=4)
+        rng = RngStates(self.py_rng.getstate(), self.rng.bit_generator.state, torch.get_rng_state())
+        # an unfitted surrogate has nothing to save (and some refuse to say so)
+        surrogate = self.surrogate.state_dict() if self.state.get("fitted") else None
+        self._boundary = encode_boundary(self.state, self.space, rng, surrogate)
         self._save_checkpoint()
 
-    def restore(self, checkpoint: dict[str, Any]) -> None:
+    def _load_surrogate(self, ck: Checkpoint) -> str | None:
+        """Restore the fitted surrogate; why it must be refitted instead, if it must."""
+        if self.surrogate is None:
+            return None
+        if ck.surrogate is None:
+            return "the checkpoint holds no fitted state" if self.state.get("fitted") else None
+        try:
+            self.surrogate.load_state_dict(ck.surrogate)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+            # the surrogate's settings changed since the checkpoint (a new default of the
+            # installed version), or its state was damaged: refit it on the results so far
+            return first_line(e)
+        return None
+
+    def restore(self, ck: Checkpoint) -> None:
         """Continue from a checkpoint: boundary state, results, logs cut back to match."""
-        boundary = pickle.loads(checkpoint["boundary"])
-        rng = boundary.pop("rng")
-        surrogate_state = boundary.pop("surrogate")
-        self.state = boundary
-        self.py_rng.setstate(rng["python"])
-        self.rng.bit_generator.state = rng["numpy"]
-        torch.set_rng_state(rng["torch"])
-        stale = None
-        if self.surrogate is not None and surrogate_state is not None:
-            try:
-                self.surrogate.load_state_dict(surrogate_state)
-            except ValueError as e:
-                # the surrogate's settings changed since the checkpoint (a new default of the
-                # installed version): refit it on the results so far rather than lose the run
-                stale = first_line(e)
-        self.cache.load(checkpoint["records"])
-        self.events_written = checkpoint["events_written"]
-        self._elapsed_before = checkpoint["elapsed_s"]
+        self.state = ck.state
+        self.py_rng.setstate(ck.rng.python)
+        self.rng.bit_generator.state = ck.rng.numpy
+        torch.set_rng_state(ck.rng.torch)
+        stale = self._load_surrogate(ck)
+        self.cache.load(ck.records)
+        self._encoded_records = [encode_record(r) for r in ck.records]
+        self.events_written = ck.events_written
+        self._elapsed_before = ck.elapsed_s
         self._t0 = time.monotonic()
+        self.run_dir.remove_stale_temporaries()
         self.run_dir.truncate_events(self.events_written)
-        self.run_dir.rewrite_evaluations(self.cache.records)
+        if not self.run_dir.rewrite_evaluations(self.cache.records):
+            warnings.warn(
+                f"{self.run_dir.evaluations_path}: missing or damaged; rebuilt from the "
+                f"checkpoint's {len(self.cache.records)} results",
+                CheckpointWarning,
+                stacklevel=2,
+            )
         best = self._best_dict()
         if best is not None:
             self.run_dir.write_best(best)
-        self._boundary = checkpoint["boundary"]
+        self._boundary = ck.boundary
+        # resumed from an older generation: keep it until a new one is written over the bad one
+        self._keep_previous = ck.recovered is None
         self._replaying = True
-        self._requeue = dict(checkpoint.get("in_flight", {}))
+        self._requeue = dict(ck.in_flight)
         self._event({"event": "resume", "evaluations": len(self.cache.records)})
+        if ck.recovered is not None:
+            self._event({"event": "checkpoint_recovered", "reason": ck.recovered})
         if self._requeue:
             self._event({"event": "requeue", "keys": sorted(self._requeue)})
         if stale is not None:
+            warnings.warn(
+                f"{ck.path}: the surrogate's state does not load ({stale}); refitting it on "
+                f"the {len(self.cache.records)} results so far",
+                CheckpointWarning,
+                stacklevel=2,
+            )
             self._event({"event": "surrogate_refit", "reason": stale})
             self._fit_surrogate()
 
@@ -370,6 +403,8 @@ class SearchEngine:
             st["phase"] = "evolve"
             return
         size = cfg.search.population if self.surrogate is None else cfg.surrogate_loop.warmup
+        if cfg.budget.evaluations is not None:  # the ground truth answers no more than that
+            size = min(size, cfg.budget.evaluations)
         chosen = [make_individual(self.space, g) for g in self.initial][:size]
         chosen += self.evolver.random_unseen(size - len(chosen), {i.key for i in chosen})
         phase = "evolve" if self.surrogate is None else "warmup"
@@ -488,7 +523,19 @@ class SearchEngine:
 
     # -- driver ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Run (or continue) until a budget is spent; returns the best result."""
+        """Run (or continue) until a budget is spent; returns the best result.
+
+        The run directory's lock (taken by :func:`start_run` or :func:`resume_search`) is
+        released when this returns, however it returns.
+        """
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    def _run(self) -> dict[str, Any]:
         self.ground_truth.attach(self.run_dir.ground_truth_dir)
         execution = self.cfg.execution
         executor = make_executor(execution)
@@ -519,6 +566,8 @@ class SearchEngine:
         )
         try:
             if execution.asynchronous:
+                if self._boundary is None:  # a fresh run: its first checkpoint has a state
+                    self._snapshot()
                 run_steady_state(self)
             while not execution.asynchronous:
                 if self._replaying:
@@ -551,6 +600,14 @@ def _run_dir_for(cfg: SearchConfig) -> RunDir:
     return RunDir(Path(cfg.output_dir) / cfg.name)
 
 
+def _refuse_existing(run_dir: RunDir) -> None:
+    run_dir.refuse_if_locked()  # a run working there: name it
+    raise ConfigError(
+        f"name: run directory {run_dir.path} already exists "
+        "(use `evo-nas resume` to continue it, or --overwrite to start again)"
+    )
+
+
 def start_run(
     config: SearchConfig | dict[str, Any] | str | Path,
     *,
@@ -558,7 +615,10 @@ def start_run(
     progress: bool | None = None,
     base_dir: Path | None = None,
 ) -> tuple[SearchEngine, RunDir]:
-    """Validate ``config``, build every component and create a fresh run directory."""
+    """Validate ``config``, build every component and create a fresh run directory.
+
+    The returned engine holds the run directory's lock; :meth:`SearchEngine.run` releases it.
+    """
     if isinstance(config, (str, Path)):
         cfg = load_config(config)
     elif isinstance(config, dict):
@@ -567,12 +627,20 @@ def start_run(
         cfg = config
     run_dir = _run_dir_for(cfg)
     if run_dir.exists() and not overwrite:
-        raise ConfigError(
-            f"name: run directory {run_dir.path} already exists "
-            "(use `evo-nas resume` to continue it, or --overwrite to start again)"
-        )
+        _refuse_existing(run_dir)
     engine = SearchEngine(cfg, run_dir, progress)
-    run_dir.create(config_to_dict(cfg))
+    lock = run_dir.lock()
+    try:
+        if run_dir.exists() and not overwrite:  # another run created it meanwhile
+            raise ConfigError(f"name: run directory {run_dir.path} was just created by another run")
+        try:
+            run_dir.create(config_to_dict(cfg))
+        except OSError as e:
+            raise RunDirError(f"{run_dir.path}: cannot write the run directory ({e})") from None
+    except BaseException:
+        lock.release()
+        raise
+    engine.lock = lock
     return engine, run_dir
 
 
@@ -588,24 +656,53 @@ def run_search(
     return engine.run()
 
 
-def resume_search(run_dir: Path | str, progress: bool | None = None) -> dict[str, Any]:
-    """Continue a killed run; refuses when its config.yaml no longer matches the run's."""
-    rd = RunDir(Path(run_dir))
-    if not rd.config_path.exists():
-        raise ConfigError(f"{rd.path}: not a run directory (no config.yaml)")
-    current = parse_config(rd.read_config(), rd.path.resolve())
-    if not rd.checkpoint_path.exists():
-        engine = SearchEngine(current, rd, progress)
+def _resumed_engine(rd: RunDir, progress: bool | None) -> SearchEngine:
+    """The engine of a run directory, restored from its checkpoint (its lock is held)."""
+    data = read_yaml(rd.config_path)
+    try:
+        current = parse_config(data, rd.path.resolve())
+    except ConfigError as e:
+        raise ConfigError(f"{rd.config_path}: {e}") from None
+    if not rd.checkpoint_files():
+        held = rd.holds_results()
+        if held is not None:
+            raise RunDirError(
+                f"{rd.checkpoint_path}: missing, but {held}; refusing to start the run again "
+                "over its results (restore the checkpoint, or start again with "
+                "`evo-nas run CONFIG --overwrite`)"
+            )
+        engine = SearchEngine(current, rd, progress)  # killed before its first checkpoint
         rd.create(config_to_dict(current))
-        return engine.run()
-    checkpoint = rd.load_checkpoint()
-    if checkpoint.get("version") != CHECKPOINT_VERSION:
-        raise ConfigError(f"{rd.checkpoint_path}: written by an incompatible version")
-    diffs = config_differences(checkpoint["config"], config_to_dict(current))
+        return engine
+    ck = load_checkpoint(rd, build_space(current))
+    diffs = config_differences(ck.config, config_to_dict(current))
     if diffs:
         raise ConfigError(
             "config.yaml differs from the run's config, refusing to resume: " + "; ".join(diffs)
         )
+    rd.check_events(ck.events_written)
     engine = SearchEngine(current, rd, progress)
-    engine.restore(checkpoint)
+    engine.restore(ck)
+    return engine
+
+
+def resume_search(run_dir: Path | str, progress: bool | None = None) -> dict[str, Any]:
+    """Continue a killed run; refuses when its config.yaml no longer matches the run's, when
+    another process works in it, or when its files are damaged beyond what it can recover."""
+    rd = RunDir(Path(run_dir))
+    if not rd.config_path.exists():
+        raise RunDirError(f"{rd.path}: not a run directory (no config.yaml)")
+    if rd.pickle_checkpoint_path.exists() and not rd.checkpoint_files():
+        raise RunDirError(
+            f"{rd.pickle_checkpoint_path}: a pickle checkpoint of an earlier evo-nas, which "
+            "resume no longer reads (unpickling can run code); if you trust where it comes "
+            f"from, convert it with `evo-nas convert-checkpoint {rd.path}`"
+        )
+    lock = rd.lock()
+    try:
+        engine = _resumed_engine(rd, progress)
+    except BaseException:
+        lock.release()
+        raise
+    engine.lock = lock
     return engine.run()

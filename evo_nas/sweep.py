@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 from pathlib import Path
 
-from evo_nas import evolution  # noqa: F401  (registers the DEAP types the checkpoint holds)
+from evo_nas.checkpoint import read_surrogate_state
 from evo_nas.config import build_ground_truth, build_space, build_surrogate, parse_config
 from evo_nas.plots import plot_sweep
 from evo_nas.rundir import RunDir, atomic_write_text
@@ -31,7 +30,7 @@ def sweep_run(run_dir: Path, points: int = 100, truth: bool = False) -> tuple[Pa
     surrogate = build_surrogate(cfg, space)
     if surrogate is None:
         raise ValueError("the run has no surrogate to sweep")
-    state = pickle.loads(rd.load_checkpoint()["boundary"])["surrogate"]
+    state = read_surrogate_state(rd, space)
     if state is None:
         raise ValueError("the run's surrogate has not been fitted yet")
     surrogate.load_state_dict(state)

@@ -176,3 +176,31 @@ def test_out_of_range_numbers_are_refused(tmp_path, demo_table, patch, message):
     path = _write(tmp_path, _merge(GOOD, patch), demo_table)
     _refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), message)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_warmup_beyond_the_budget_does_not_hang(tmp_path, demo_table):
+    cfg = _merge(GOOD, {"surrogate": "random", "surrogate_loop": {"warmup": 100_000}})
+    result = CliRunner().invoke(main, ["run", str(_write(tmp_path, cfg, demo_table)), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = RunDir(tmp_path / "runs" / "cfg").read_evaluations()
+    assert len(rows) == 4 and {r["phase"] for r in rows} == {"warmup"}
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, demo_table):
+    (tmp_path / "afile").write_text("not a folder")
+    path = _write(tmp_path, dict(GOOD, output_dir="afile"), demo_table)
+    _refused(CliRunner().invoke(main, ["run", str(path)]), "afile/cfg", "Not a directory")
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_an_unwritable_output_dir_is_one_line(tmp_path, demo_table, monkeypatch):
+    path = _write(tmp_path, GOOD, demo_table)
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):  # as a folder without write permission answers
+        if self.name == "cfg":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    _refused(CliRunner().invoke(main, ["run", str(path)]), "runs/cfg", "Permission denied")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 
 import pytest
 import yaml
@@ -15,7 +14,7 @@ from evo_nas.config import ConfigError
 from evo_nas.engine import resume_search, run_search
 from evo_nas.rundir import RunDir
 from search_spaces import get_space
-from surrogates import GROUND_TRUTHS, GroundTruth, Result
+from surrogates import GROUND_TRUTHS, GroundTruth, Result, statefile
 
 
 def config(tmp_path, demo_table, **sections):
@@ -60,12 +59,13 @@ def test_surrogate_assisted_run_writes_the_run_directory(tmp_path, demo_table):
     assert sum(e["event"] == "evaluation" for e in events) == 24
     stored = yaml.safe_load(rd.config_path.read_text())
     assert stored["surrogate"]["name"] == "random"
-    ckpt = pickle.loads(rd.checkpoint_path.read_bytes())
-    boundary = pickle.loads(ckpt["boundary"])
+    ckpt = statefile.loads(rd.checkpoint_path.read_bytes())  # plain data, no pickle
+    boundary = ckpt["boundary"]
     assert {"population", "logbook", "hof", "rng", "surrogate"} <= set(boundary)
     assert {"python", "numpy", "torch"} == set(boundary["rng"])
     assert len(ckpt["records"]) == 24
-    assert boundary["hof"][0].fitness.values[0] == best["objective"]
+    assert boundary["hof"][0]["fitness"] == [best["objective"]]
+    assert rd.previous_checkpoint_path.exists()  # the generation before is kept
 
 
 @pytest.mark.parametrize("algorithm", ["regularized", "mu_plus_lambda", "random"])

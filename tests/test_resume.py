@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from evo_nas.checkpoint import CheckpointWarning
 from evo_nas.engine import resume_search, run_search, start_run
 from evo_nas.executors import InlineExecutor
 from evo_nas.rundir import RunDir
-from surrogates import SURROGATES
+from surrogates import SURROGATES, statefile
 from surrogates.random_surrogate import RandomSurrogate
 
 
@@ -121,7 +122,9 @@ def test_asynchronous_checkpoints_hold_the_cells_the_workers_run(tmp_path, demo_
 
     def on_record(record):
         original(record)  # writes the checkpoint
-        running[record["index"]] = set(rd.load_checkpoint()["in_flight"])
+        running[record["index"]] = set(
+            statefile.loads(rd.checkpoint_path.read_bytes())["in_flight"]
+        )
 
     engine.cache.on_record = on_record
     engine.run()
@@ -170,7 +173,8 @@ def test_a_surrogate_state_that_no_longer_loads_is_refitted_on_resume(
     run_search(cfg, progress=False)
     run_dir = tmp_path / "runs" / "upgraded"
     VersionedSurrogate.version = 2  # the installed surrogate changed between kill and resume
-    resume_search(run_dir, progress=False)
+    with pytest.warns(CheckpointWarning, match="refitting it on the 8 results so far"):
+        resume_search(run_dir, progress=False)
     events = [e["event"] for e in RunDir(run_dir).read_events()]
     at = events.index("surrogate_refit")
     assert events[at - 1] == "resume" and events[at + 1] == "fit"
