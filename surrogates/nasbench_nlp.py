@@ -4,7 +4,8 @@ The logs are read from the benchmark's zip or a folder of its JSON files. Severa
 hold the same cell under other node names (the benchmark's generator drew repeats); they are
 grouped by the space's canonical key and their OK runs averaged, which also averages out the
 seed noise. Parsing and canonicalising all logs takes a few seconds, so the result is cached
-in a pickle in the user cache dir, keyed by the file's path, size and mtime.
+in the user cache dir, keyed by the file's path, size and mtime: as data
+(:mod:`surrogates.statefile`, no pickle), since a cache file is read without being trusted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,12 +23,13 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from search_spaces import Genotype, GenotypeError, SearchSpace
+from surrogates import statefile
 from surrogates.base import GroundTruth, Result
 
 Metric = Literal["val_ppl", "test_ppl", "train_ppl", "val_loss", "test_loss", "train_loss"]
 DEFAULT_FILE = Path("nasbench-nlp") / "ptb_single_run_dev.zip"
 #: bump when the cached content or the space's keys change
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,43 @@ def read_runs(path: Path) -> list[Run]:
 _CURVES = ("train_losses", "val_losses", "test_losses", "wall_times")
 
 
+def _to_cache(runs: list[Run], keys: list[str]) -> dict[str, Any]:
+    """The parsed logs as a state tree: one column per field, each curve kind concatenated."""
+    tree: dict[str, Any] = {
+        "version": CACHE_VERSION,
+        "recepie_id": np.array([r.recepie_id for r in runs], dtype=np.int64),
+        "recepie": [r.recepie for r in runs],
+        "status": [r.status for r in runs],
+        "num_params": np.array([r.num_params for r in runs], dtype=np.int64),
+        "keys": keys,
+    }
+    for k in _CURVES:
+        tree[k] = np.concatenate([getattr(r, k) for r in runs])
+        tree[f"{k}_lengths"] = np.array([len(getattr(r, k)) for r in runs], dtype=np.int64)
+    return tree
+
+
+def _from_cache(tree: Any) -> tuple[list[Run], list[str]]:
+    """Inverse of :func:`_to_cache`; anything malformed raises (the cache is then rebuilt)."""
+    if tree["version"] != CACHE_VERSION:
+        raise ValueError("another cache version")
+    n = len(tree["keys"])
+    columns = [tree["recepie_id"], tree["recepie"], tree["status"], tree["num_params"]]
+    curves = []
+    for k in _CURVES:
+        lengths = tree[f"{k}_lengths"]
+        if len(lengths) != n or lengths.min(initial=0) < 0 or lengths.sum() != len(tree[k]):
+            raise ValueError(f"{k}: lengths do not match")
+        curves.append(np.split(np.asarray(tree[k], dtype=float), np.cumsum(lengths)[:-1]))
+    if any(len(c) != n for c in columns) or not all(isinstance(k, str) for k in tree["keys"]):
+        raise ValueError("columns of different lengths")
+    runs = [
+        Run(int(i), str(rec), str(st), int(p), *(c[j] for c in curves))
+        for j, (i, rec, st, p) in enumerate(zip(*columns))
+    ]
+    return runs, list(tree["keys"])
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "evo-nas"
@@ -141,17 +179,9 @@ class NasBenchNLPGroundTruth(GroundTruth):
         )
         space = f"{type(self.space).__module__}.{type(self.space).__qualname__}{options}"
         ident = f"{CACHE_VERSION}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{space}"
-        return _cache_dir() / f"nasbench_nlp-{hashlib.sha1(ident.encode()).hexdigest()[:16]}.pkl"
+        return _cache_dir() / f"nasbench_nlp-{hashlib.sha1(ident.encode()).hexdigest()[:16]}.json"
 
-    def _load(self, cache: bool) -> tuple[list[Run], list[Genotype], list[str]]:
-        cache_file = self._cache_file() if cache else None
-        if cache_file is not None and cache_file.is_file():
-            try:
-                with cache_file.open("rb") as fh:
-                    return pickle.load(fh)
-            except (OSError, pickle.UnpicklingError, EOFError):
-                pass  # a broken cache is rebuilt below
-        runs = read_runs(self.path)
+    def _genotypes(self, runs: list[Run]) -> list[Genotype]:
         genotypes = []
         for r in runs:
             try:
@@ -161,13 +191,24 @@ class NasBenchNLPGroundTruth(GroundTruth):
                     f"{self.path}: recepie {r.recepie_id}: space '{self.space.name}' "
                     f"rejects it: {e}"
                 ) from None
+        return genotypes
+
+    def _load(self, cache: bool) -> tuple[list[Run], list[Genotype], list[str]]:
+        cache_file = self._cache_file() if cache else None
+        if cache_file is not None and cache_file.is_file():
+            try:
+                runs, keys = _from_cache(statefile.loads(cache_file.read_bytes()))
+                return runs, self._genotypes(runs), keys
+            except Exception:  # noqa: BLE001 (a cache that does not read, however, is rebuilt)
+                pass
+        runs = read_runs(self.path)
+        genotypes = self._genotypes(runs)
         keys = [self.space.key(g) for g in genotypes]
         if cache_file is not None:
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-                with tmp.open("wb") as fh:
-                    pickle.dump((runs, genotypes, keys), fh, protocol=pickle.HIGHEST_PROTOCOL)
+                tmp.write_bytes(statefile.dumps(_to_cache(runs, keys)))
                 os.replace(tmp, cache_file)
             except OSError:
                 pass  # an unwritable cache dir only costs time

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import torch
 
 from search_spaces import GenotypeError, get_space
 from search_spaces.nasbench_nlp_graph import relabel, sane, state_size
-from surrogates import GROUND_TRUTHS
+from surrogates import GROUND_TRUTHS, statefile
 from surrogates.nasbench_nlp import NasBenchNLPGroundTruth, read_runs
 
 GRU = {
@@ -40,7 +42,7 @@ def zip_path(data_root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory) -> Path:
-    """A private cache dir: the first load parses every log, later ones read the pickle."""
+    """A private cache dir: the first load parses every log, later ones read the cache file."""
     return tmp_path_factory.mktemp("cache")
 
 
@@ -293,7 +295,7 @@ def test_failed_runs_are_diverged_and_unknown_cells_failed(space, gt, groups):
 
 def test_metric_and_epoch_options(space, zip_path, gt, cache_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
-    assert len(list(cache_dir.glob("evo-nas/nasbench_nlp-*.pkl"))) == 1
+    assert len(list(cache_dir.glob("evo-nas/nasbench_nlp-*.json"))) == 1
     run = next(r for r in gt.runs if r.recepie_id == 1000002)
     early = NasBenchNLPGroundTruth(space, zip_path, metric="val_loss", epoch=10)
     r = early.evaluate_one(space.validate(run.recepie))
@@ -533,3 +535,46 @@ def test_graph_and_features(space):
     assert len({f.shape for f in feats}) == 1
     renamed = space.validate(_rename(space.to_json(g), rng))
     assert np.array_equal(space.features(renamed), space.features(g))
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_the_parse_cache_is_data_and_a_crafted_one_runs_nothing(
+    space, zip_path, gt, cache_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_dir))
+    (cached,) = cache_dir.glob("evo-nas/nasbench_nlp-*.json")
+    assert statefile.loads(cached.read_bytes())["keys"]  # plain data
+
+    def no_parse(path):
+        raise AssertionError("the logs were parsed again")
+
+    with monkeypatch.context() as m:
+        m.setattr("surrogates.nasbench_nlp.read_runs", no_parse)
+        again = NasBenchNLPGroundTruth(space, zip_path)
+    assert again.genotypes() == gt.genotypes() and len(again.runs) == len(gt.runs)
+    for a, b in zip(again.runs[::500], gt.runs[::500]):
+        assert (a.recepie_id, a.recepie, a.status, a.num_params) == (
+            b.recepie_id, b.recepie, b.status, b.num_params
+        )  # fmt: skip
+        np.testing.assert_array_equal(a.val_losses, b.val_losses)
+        np.testing.assert_array_equal(a.wall_times, b.wall_times)
+
+    crafted_dir = tmp_path / "crafted"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(crafted_dir))
+    marker = tmp_path / "pwned"
+    target = crafted_dir / "evo-nas" / cached.name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(pickle.dumps(_Payload(marker)))
+    rebuilt = NasBenchNLPGroundTruth(space, zip_path)  # the crafted file is parsed as JSON
+    assert not marker.exists()
+    assert len(rebuilt) == len(gt)
+    assert statefile.loads(target.read_bytes())["keys"]  # and replaced by a good one
