@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from surrogates.base import STATUSES, GroundTruth, Result
 
 class TableError(ValueError):
     """A row of a ground-truth table that cannot be read; names the file and the row."""
+
+
+class TableWarning(UserWarning):
+    """Rows read in a way their writer may not have meant (recorded as diverged, or cut)."""
 
 
 def _parse_genotype_cell(text: Any) -> Any:
@@ -35,7 +40,9 @@ class TableGroundTruth(GroundTruth):
     ``status`` (ok/diverged/failed) and ``cost_s`` (seconds the real evaluation took); other
     numeric columns become metrics. To replay a table as if it were being trained (demos,
     executor benchmarks, kill-and-resume tests), every answer sleeps ``delay_s`` plus
-    ``cost_scale`` times the row's recorded cost.
+    ``cost_scale`` times the row's recorded cost. An objective of ``nan`` or ``-inf`` and a
+    CSV row with fewer or more fields than the header are read (as diverged, or cut) with a
+    :class:`TableWarning` naming the file and the rows.
     """
 
     def __init__(
@@ -77,8 +84,15 @@ class TableGroundTruth(GroundTruth):
 
     def _load(self) -> None:
         first_row: dict[str, int] = {}
+        odd: list[str] = []  # rows read, but maybe not as meant
         for n, row in self._rows_raw():
             where = f"{self.path} row {n}"
+            if None in row:
+                odd.append(f"row {n}: more fields than the header (the extra ones are ignored)")
+                del row[None]
+            elif None in row.values():
+                missing = [k for k, v in row.items() if v is None]
+                odd.append(f"row {n}: short row, no {', '.join(missing)} (read as empty)")
             if "genotype" not in row or "objective" not in row:
                 raise TableError(f"{where}: needs 'genotype' and 'objective'")
             try:
@@ -93,6 +107,8 @@ class TableGroundTruth(GroundTruth):
                 objective = math.inf if raw in ("", None) else float(raw)
             except (TypeError, ValueError):
                 raise TableError(f"{where}: objective {raw!r} is not a number") from None
+            if math.isnan(objective) or objective == -math.inf:
+                odd.append(f"row {n}: objective {raw!r} recorded as diverged (inf)")
             try:
                 cost = float(row.get("cost_s") or 0.0)
             except (TypeError, ValueError):
@@ -112,6 +128,9 @@ class TableGroundTruth(GroundTruth):
             self._rows[key] = (g, Result(objective, status, cost, metrics))  # type: ignore[arg-type]
         if not self._rows:
             raise TableError(f"{self.path}: no rows")
+        if odd:
+            more = f" (and {len(odd) - 1} more such rows)" if len(odd) > 1 else ""
+            warnings.warn(f"{self.path} {odd[0]}{more}", TableWarning, stacklevel=3)
 
     def __len__(self) -> int:
         return len(self._rows)

@@ -6,9 +6,11 @@ import json
 import math
 
 import pytest
+from click.testing import CliRunner
 
+from evo_nas.cli import main
 from search_spaces import get_space
-from surrogates.table import TableError, TableGroundTruth
+from surrogates.table import TableError, TableGroundTruth, TableWarning
 
 SPACE = get_space("darts_rnn", nodes=3)
 
@@ -77,3 +79,63 @@ def test_bad_jsonl_line(tmp_path):
     path.write_text('{"genotype": "tanh0 relu1 tanh2", "objective": 1}\n{oops\n')
     with pytest.raises(TableError, match=r"bad.jsonl row 2: invalid JSON"):
         TableGroundTruth(SPACE, path)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('genotype,objective\n"tanh0 relu1 tanh2",nan\n', "row 2: objective 'nan' recorded as"),
+        ('genotype,objective\n"tanh0 relu1 tanh2",-inf\n', "row 2: objective '-inf' recorded"),
+        (
+            'genotype,objective,cost_s\n"tanh0 relu1 tanh2",1,4\n"relu0 relu1 relu2"\n',
+            "row 3: short row, no objective, cost_s (read as empty)",
+        ),
+        ('genotype,objective\n"tanh0 relu1 tanh2",1,7\n', "row 2: more fields than the header"),
+        ('{"genotype": "tanh0 relu1 tanh2", "objective": NaN}\n', "row 1: objective nan"),
+    ],
+)
+def test_odd_rows_are_read_with_a_warning_naming_file_and_row(tmp_path, content, message):
+    path = tmp_path / ("t.jsonl" if content.startswith("{") else "t.csv")
+    path.write_text(content)
+    with pytest.warns(TableWarning) as caught:
+        gt = TableGroundTruth(SPACE, path)
+    (w,) = caught
+    assert str(w.message).startswith(f"{path} {message}"), w.message
+    results = gt.evaluate(gt.genotypes())
+    assert results[-1].status in ("ok", "diverged")
+    if "objective" in message:
+        assert results[-1].status == "diverged" and results[-1].objective == math.inf
+
+
+def test_many_odd_rows_are_one_warning(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('genotype,objective\n"tanh0 relu1 tanh2",nan\n"relu0 relu1 relu2",-inf\n')
+    with pytest.warns(TableWarning, match=r"row 2: .* \(and 1 more such rows\)$"):
+        TableGroundTruth(SPACE, path)
+
+
+def test_a_table_of_explicit_divergences_reads_without_a_warning(tmp_path, recwarn):
+    path = tmp_path / "t.csv"
+    path.write_text('genotype,objective\n"tanh0 relu1 tanh2",inf\n"relu0 relu1 relu2",\n')
+    assert len(TableGroundTruth(SPACE, path)) == 2
+    assert not [w for w in recwarn if issubclass(w.category, TableWarning)]
+
+
+def test_the_cli_shows_the_warning_in_one_line(tmp_path, demo_table):
+    table = tmp_path / "t.csv"
+    lines = demo_table.read_text().splitlines()
+    head, row = lines[0].split(","), lines[5].split(",")
+    row[head.index("objective")] = "nan"
+    table.write_text("\n".join([lines[0], *lines[1:5], ",".join(row), *lines[6:]]) + "\n")
+    cfg = {
+        "name": "odd",
+        "output_dir": str(tmp_path / "runs"),
+        "space": {"name": "darts_rnn", "options": {"nodes": 4}},
+        "ground_truth": {"name": "table", "options": {"path": str(table)}},
+        "budget": {"evaluations": 3},
+    }
+    (tmp_path / "s.yaml").write_text(json.dumps(cfg))
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "s.yaml"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first == f"warning: {table} row 6: objective 'nan' recorded as diverged (inf)"
