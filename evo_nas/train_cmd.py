@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,5 +181,6 @@ def fetch(dataset: str, source: str | None, dest: Path | None) -> None:
     try:
         folder = _FETCHERS[dataset](source, dest)
     except (DataError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+        click.echo(f"error: {e}", err=True)  # bad input, in one line, as everywhere else
+        sys.exit(2)
     click.echo(f"{dataset}: installed and verified in {folder}")

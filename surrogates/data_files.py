@@ -14,6 +14,8 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -49,21 +51,24 @@ def verify_files(
     files: dict[str, tuple[int, str]],
     install_hint: str,
     error: type[DataError] = DataError,
+    shown_as: Callable[[str], str] | None = None,
 ) -> None:
     """Check each ``name -> (bytes, md5)`` in ``folder``; raise ``error`` naming the first bad
-    file (``install_hint`` tells how to get a missing one)."""
+    file (``install_hint`` tells how to get a missing one). ``shown_as`` names a file in the
+    message (default: its path; a fetch names where the file came from instead)."""
     folder = Path(folder)
     for name, (size, md5) in files.items():
         path = folder / name
+        shown = shown_as(name) if shown_as is not None else str(path)
         if not path.is_file():
-            raise error(f"{path}: missing ({install_hint})")
+            raise error(f"{shown}: missing ({install_hint})")
         actual = path.stat().st_size
         if actual < size:
-            raise error(f"{path}: truncated ({actual:,} bytes, expected {size:,})")
+            raise error(f"{shown}: truncated ({actual:,} bytes, expected {size:,})")
         digest = md5sum(path)
         if actual != size or digest != md5:
             raise error(
-                f"{path}: altered (md5 {digest}, {actual:,} bytes; expected {md5}, {size:,} bytes)"
+                f"{shown}: altered (md5 {digest}, {actual:,} bytes; expected {md5}, {size:,} bytes)"
             )
 
 
@@ -80,25 +85,31 @@ def _download(url: str, dest: Path, error: type[DataError]) -> None:
         raise error(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
 
 
-def _extract(archive: Path, into: Path, wanted: set[str], error: type[DataError]) -> None:
-    """Copy the ``wanted`` files (matched by base name, anywhere in the archive) into ``into``."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                base = Path(info.filename).name
-                if base in wanted and not info.is_dir():
-                    with zf.open(info) as src, (into / base).open("wb") as out:
-                        shutil.copyfileobj(src, out)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            for member in tf.getmembers():
-                base = Path(member.name).name
-                src = tf.extractfile(member) if member.isfile() and base in wanted else None
-                if src is not None:
-                    with src, (into / base).open("wb") as out:
-                        shutil.copyfileobj(src, out)
-    else:
-        raise error(f"{archive}: not a zip or tar archive, nor a folder of the dataset's files")
+def _extract(
+    archive: Path, into: Path, wanted: set[str], error: type[DataError], shown: str
+) -> None:
+    """Copy the ``wanted`` files (matched by base name, anywhere in the archive) into ``into``;
+    ``shown`` names the archive in errors."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    base = Path(info.filename).name
+                    if base in wanted and not info.is_dir():
+                        with zf.open(info) as src, (into / base).open("wb") as out:
+                            shutil.copyfileobj(src, out)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as tf:
+                for member in tf.getmembers():
+                    base = Path(member.name).name
+                    src = tf.extractfile(member) if member.isfile() and base in wanted else None
+                    if src is not None:
+                        with src, (into / base).open("wb") as out:
+                            shutil.copyfileobj(src, out)
+        else:
+            raise error(f"{shown}: not a zip or tar archive, nor a folder of the dataset's files")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
+        raise error(f"{shown}: damaged archive ({e})") from None
 
 
 def fetch_files(
@@ -111,7 +122,8 @@ def fetch_files(
 
     ``source`` is a URL (a folder holding the files, or a zip/tar archive), a local archive
     or a local folder. Files are gathered in a temporary folder next to ``dest``, verified,
-    then moved into place, so a failed fetch never leaves a half-written dataset behind.
+    then moved into place, so a failed fetch never leaves a half-written dataset behind; an
+    error names the file where it came from (the source), not the temporary copy.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -121,11 +133,13 @@ def fetch_files(
             if source.lower().endswith((".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2")):
                 archive = stage / "archive"
                 _download(source, archive, error)
-                _extract(archive, stage, set(files), error)
+                _extract(archive, stage, set(files), error, source)
+                shown_as = f"{source}: {{}}".format
             else:
                 base = source if source.endswith("/") else source + "/"
                 for name in files:
                     _download(base + name, stage / name, error)
+                shown_as = (base + "{}").format
         else:
             local = Path(source).expanduser()
             if local.is_dir():
@@ -133,11 +147,13 @@ def fetch_files(
                     if not (local / name).is_file():
                         raise error(f"{local / name}: missing")
                     shutil.copyfile(local / name, stage / name)
+                shown_as = f"{local}/{{}}".format
             elif local.is_file():
-                _extract(local, stage, set(files), error)
+                _extract(local, stage, set(files), error, str(local))
+                shown_as = f"{local}: {{}}".format
             else:
                 raise error(f"{local}: no such file or folder")
-        verify_files(stage, files, f"{source} does not hold it", error)
+        verify_files(stage, files, "the source does not hold it", error, shown_as)
         dest.mkdir(parents=True, exist_ok=True)
         for name in files:
             os.replace(stage / name, dest / name)

@@ -154,8 +154,40 @@ def test_data_fetch_command(tmp_path: Path) -> None:
     assert "installed and verified" in ok.output
     verify_ptb(tmp_path)
     bad = runner.invoke(data_group, ["fetch", "ptb", "--source", str(tmp_path / "none")])
-    assert bad.exit_code == 1
-    assert "none: no such file or folder" in bad.output
+    assert bad.exit_code == 2
+    assert bad.output == f"error: {tmp_path / 'none'}: no such file or folder\n"
+
+
+def _cut(source: Path, into: Path) -> Path:
+    """A copy of the PTB folder ``source`` whose validation file is cut short."""
+    shutil.copytree(source, into)
+    valid = into / "ptb.valid.txt"
+    valid.write_bytes(valid.read_bytes()[:1000])
+    return into
+
+
+@pytest.mark.parametrize("kind", ["dir", "tgz", "truncated-tgz"])
+def test_a_failed_fetch_names_the_source_file_in_one_line(kind: str, tmp_path: Path) -> None:
+    folder = _cut(PTB, tmp_path / "cut")
+    if kind == "dir":
+        source, named = folder, f"{folder / 'ptb.valid.txt'}: truncated (1,000 bytes"
+    else:
+        source = tmp_path / "ptb.tgz"
+        with tarfile.open(source, "w:gz") as tf:
+            for name in PTB_FILES:
+                tf.add(folder / name, f"data/{name}")
+        named = f"{source}: ptb.valid.txt: truncated (1,000 bytes"
+        if kind == "truncated-tgz":
+            source.write_bytes(source.read_bytes()[:300_000])
+            named = f"{source}: damaged archive"
+    dest = tmp_path / "installed"
+    args = ["fetch", "ptb", "--source", str(source), "--dest", str(dest)]
+    result = CliRunner().invoke(data_group, args)
+    assert result.exit_code == 2
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"error: {named}"), line
+    assert "-fetch-" not in line  # never the deleted staging folder
+    assert not dest.exists() or not any(dest.iterdir())
 
 
 def test_environment_variable_sets_the_data_root(monkeypatch, tmp_path: Path) -> None:

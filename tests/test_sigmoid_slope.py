@@ -174,7 +174,8 @@ def test_mnist_fetch_installs_verified_files_only(tmp_path):
     target = tmp_path / "other"
     args = ["fetch", "mnist", "--source", str(tmp_path / "source"), "--dest", str(target)]
     out = CliRunner().invoke(data_group, args)
-    assert out.exit_code == 1 and "train-images-idx3-ubyte.gz: truncated" in out.output
+    source_file = tmp_path / "source" / "train-images-idx3-ubyte.gz"  # not the staging copy
+    assert out.exit_code == 2 and out.output.startswith(f"error: {source_file}: truncated")
     assert not target.exists() or not any(target.iterdir())
 
 
