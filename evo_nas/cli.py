@@ -37,10 +37,20 @@ def main() -> None:
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory of that name.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(config: Path, overwrite: bool, quiet: bool) -> None:
+@click.option(
+    "--check", is_flag=True, help="Only validate CONFIG and build what it names; write nothing."
+)
+def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
     """Run the search described by CONFIG (a search.yaml)."""
-    from evo_nas.engine import run_search
+    from evo_nas.engine import check_config, run_search
 
+    if check:
+        try:
+            rd = check_config(config)
+        except _REFUSALS as e:
+            _fail(str(e))
+        click.echo(f"{config}: valid (a run writes {rd.path})")
+        return
     try:
         best = run_search(config, overwrite=overwrite, progress=False if quiet else None)
     except _REFUSALS as e:

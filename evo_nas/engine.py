@@ -600,6 +600,14 @@ def _run_dir_for(cfg: SearchConfig) -> RunDir:
     return RunDir(Path(cfg.output_dir) / cfg.name)
 
 
+def check_config(config: str | Path) -> RunDir:
+    """Validate a config file and build every component it names, writing nothing; returns
+    the run directory a run of it would use (``evo-nas run --check``)."""
+    cfg = load_config(config)
+    SearchEngine(cfg, _run_dir_for(cfg), progress=False)
+    return _run_dir_for(cfg)
+
+
 def _refuse_existing(run_dir: RunDir) -> None:
     run_dir.refuse_if_locked()  # a run working there: name it
     raise ConfigError(

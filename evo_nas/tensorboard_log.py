@@ -15,7 +15,8 @@ from evo_nas.config import ConfigError
 
 
 class TensorBoardLog:
-    """Writes the run's events as TensorBoard scalars."""
+    """Writes the run's events as TensorBoard scalars (the folder is created at the first
+    event, so that building a run, e.g. one then refused, writes nothing)."""
 
     def __init__(self, folder: Path) -> None:
         try:
@@ -25,10 +26,13 @@ class TensorBoardLog:
                 "logging.tensorboard: tensorboard is not installed "
                 "(pip install evo-nas[tensorboard])"
             ) from None
-        self.writer = SummaryWriter(log_dir=str(folder))
+        self._open = lambda: SummaryWriter(log_dir=str(folder))
+        self.writer: Any = None
         self.best = math.inf
 
     def __call__(self, event: dict[str, Any]) -> None:
+        if self.writer is None:
+            self.writer = self._open()
         kind = event.get("event")
         if kind == "evaluation":
             step = int(event["index"])
@@ -51,4 +55,5 @@ class TensorBoardLog:
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()

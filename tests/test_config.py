@@ -204,3 +204,15 @@ def test_an_unwritable_output_dir_is_one_line(tmp_path, demo_table, monkeypatch)
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
     _refused(CliRunner().invoke(main, ["run", str(path)]), "runs/cfg", "Permission denied")
+
+
+def test_check_validates_and_builds_but_writes_nothing(tmp_path, demo_table):
+    path = _write(tmp_path, GOOD, demo_table)
+    result = CliRunner().invoke(main, ["run", str(path), "--check"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{path}: valid (a run writes {tmp_path / 'runs' / 'cfg'})\n"
+    assert not (tmp_path / "runs").exists()
+    bad = _write(
+        tmp_path, _merge(GOOD, {"ground_truth": {"options": {"path": "nope.csv"}}}), demo_table
+    )
+    _refused(CliRunner().invoke(main, ["run", str(bad), "--check"]), "nope.csv: file not found")
