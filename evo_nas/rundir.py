@@ -253,8 +253,11 @@ class RunDir:
 
     def read_evaluations(self) -> list[dict[str, str]]:
         """Rows of ``evaluations.csv`` as dicts of strings."""
-        with self.evaluations_path.open(newline="") as fh:
-            return list(csv.DictReader(fh))
+        try:
+            with self.evaluations_path.open(newline="") as fh:
+                return list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise RunDirError(f"{self.evaluations_path}: not a CSV table ({e})") from None
 
     # -- atomic files --------------------------------------------------------------------------
     def write_best(self, best: dict[str, Any]) -> None:

@@ -454,3 +454,10 @@ def test_a_broken_pickle_checkpoint_is_one_line(tmp_path):
     assert result.exit_code == 2
     assert "checkpoint.pkl: cannot be converted" in result.output.strip().splitlines()[-1]
     assert not rd.checkpoint_path.exists()
+
+
+def test_show_and_export_of_a_damaged_table_are_one_line(killed):
+    killed.evaluations_path.write_bytes(random.Random(2).randbytes(2000))
+    for command in ("show", "export"):
+        result = CliRunner().invoke(main, [command, str(killed.path)])
+        _refused(result, "evaluations.csv: not a CSV table")
