@@ -78,10 +78,10 @@ def _individual(ind: Any, space: SearchSpace) -> dict[str, Any]:
     return {"genotype": _json(space, genotype_of(ind)), "fitness": list(ind.fitness.values)}
 
 
-def encode_boundary(
+def boundary_json(
     state: dict[str, Any], space: SearchSpace, rng: RngStates, surrogate: Any
-) -> Any:
-    """The step's starting state as a JSON value (DEAP objects as plain values)."""
+) -> bytes:
+    """The step's starting state as JSON (DEAP objects as plain values)."""
     plain: dict[str, Any] = {}
     for name, value in state.items():
         if name in ("population", "hof"):
@@ -102,11 +102,11 @@ def encode_boundary(
     }
     out = encode(plain, "boundary")
     out["surrogate"] = encode(surrogate, "surrogate state_dict()")
-    return out
+    return dumps_encoded(out)
 
 
-def encode_record(record: dict[str, Any]) -> Any:
-    """One ground-truth record (its Result as a dict) as a JSON value."""
+def record_json(record: dict[str, Any]) -> bytes:
+    """One ground-truth record (its Result as a dict) as JSON."""
     res: Result = record["result"]
     result = {
         "objective": res.objective,
@@ -116,29 +116,37 @@ def encode_record(record: dict[str, Any]) -> Any:
         "message": res.message,
     }
     plain = {**record, "genotype": _plain(record["genotype"]), "result": result}
-    return encode(plain, f"record {record['index']}")
+    return dumps_encoded(encode(plain, f"record {record['index']}"))
 
 
 def checkpoint_bytes(
-    config: Any,
-    boundary: Any,
-    records: list[Any],
+    config: bytes,
+    boundary: bytes,
+    records: list[bytes],
     in_flight: dict[str, Any],
     events_written: int,
     elapsed_s: float,
 ) -> bytes:
-    """The whole checkpoint file; ``config``, ``boundary`` and ``records`` already encoded."""
-    return dumps_encoded(
-        {
-            "format": FORMAT,
-            "version": VERSION,
-            "config": config,
-            "boundary": boundary,
-            "records": records,
-            "in_flight": encode(_plain(in_flight), "in_flight"),
-            "events_written": events_written,
-            "elapsed_s": encode(elapsed_s),
-        }
+    """The whole checkpoint file from its parts; ``config``, ``boundary`` and ``records``
+    are JSON already (written once each, not again at every save)."""
+    head = {
+        "format": FORMAT,
+        "version": VERSION,
+        "events_written": events_written,
+        "elapsed_s": encode(elapsed_s),
+        "in_flight": encode(_plain(in_flight), "in_flight"),
+    }
+    return b"".join(
+        [
+            dumps_encoded(head)[:-1],
+            b',"config":',
+            config,
+            b',"boundary":',
+            boundary,
+            b',"records":[',
+            b",".join(records),
+            b"]}",
+        ]
     )
 
 
@@ -231,7 +239,7 @@ class Checkpoint:
     in_flight: dict[str, dict[str, Any]]
     events_written: int
     elapsed_s: float
-    boundary: Any  # as stored, for the checkpoints written while the step is replayed
+    boundary: bytes  # as stored, for the checkpoints written while the step is replayed
     recovered: str | None = None  # why an older generation is used, when it is
 
 
@@ -375,7 +383,7 @@ def _read(path: Path, space: SearchSpace) -> Checkpoint:
         in_flight={k: m.model_dump() for k, m in ck.in_flight.items()},
         events_written=ck.events_written,
         elapsed_s=ck.elapsed_s,
-        boundary=raw["boundary"],
+        boundary=dumps_encoded(raw["boundary"]),
     )
 
 

@@ -32,10 +32,10 @@ from evo_nas.checkpoint import (
     Checkpoint,
     CheckpointWarning,
     RngStates,
+    boundary_json,
     checkpoint_bytes,
-    encode_boundary,
-    encode_record,
     load_checkpoint,
+    record_json,
 )
 from evo_nas.config import (
     ConfigError,
@@ -68,7 +68,7 @@ from evo_nas.steady_state import run_steady_state
 from evo_nas.tensorboard_log import TensorBoardLog
 from search_spaces import Genotype, SearchSpace
 from search_spaces.pool import PoolSpace
-from surrogates.statefile import encode
+from surrogates.statefile import dumps
 
 
 def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:
@@ -137,9 +137,9 @@ class SearchEngine:
         self.events_written = 0
         self._elapsed_before = 0.0
         self._t0 = time.monotonic()
-        self._config = encode(config_to_dict(cfg))
-        self._boundary: Any = None  # the encoded state at the start of the current step
-        self._encoded_records: list[Any] = []  # cache.records, encoded (they only grow)
+        self._config = dumps(config_to_dict(cfg), "config")
+        self._boundary: bytes | None = None  # the state at the start of the current step, JSON
+        self._records_json: list[bytes] = []  # cache.records as JSON (they only grow)
         self._keep_previous = True  # whether the next checkpoint keeps the one it replaces
         #: the run directory's lock, held until :meth:`run` returns
         self.lock: RunLock | None = None
@@ -216,11 +216,11 @@ class SearchEngine:
 
     def _save_checkpoint(self) -> None:
         records = self.cache.records
-        self._encoded_records += [encode_record(r) for r in records[len(self._encoded_records) :]]
+        self._records_json += [record_json(r) for r in records[len(self._records_json) :]]
         data = checkpoint_bytes(
             self._config,
             self._boundary,
-            self._encoded_records,
+            self._records_json,
             self.cache.in_flight,
             self.events_written,
             self.elapsed(),
@@ -234,7 +234,7 @@ class SearchEngine:
         rng = RngStates(self.py_rng.getstate(), self.rng.bit_generator.state, torch.get_rng_state())
         # an unfitted surrogate has nothing to save (and some refuse to say so)
         surrogate = self.surrogate.state_dict() if self.state.get("fitted") else None
-        self._boundary = encode_boundary(self.state, self.space, rng, surrogate)
+        self._boundary = boundary_json(self.state, self.space, rng, surrogate)
         self._save_checkpoint()
 
     def _load_surrogate(self, ck: Checkpoint) -> str | None:
@@ -259,7 +259,7 @@ class SearchEngine:
         torch.set_rng_state(ck.rng.torch)
         stale = self._load_surrogate(ck)
         self.cache.load(ck.records)
-        self._encoded_records = [encode_record(r) for r in ck.records]
+        self._records_json = [record_json(r) for r in ck.records]
         self.events_written = ck.events_written
         self._elapsed_before = ck.elapsed_s
         self._t0 = time.monotonic()

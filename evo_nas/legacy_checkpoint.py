@@ -19,15 +19,15 @@ import torch
 from evo_nas.checkpoint import (
     CheckpointError,
     RngStates,
+    boundary_json,
     checkpoint_bytes,
-    encode_boundary,
-    encode_record,
     read_checkpoint,
+    record_json,
 )
 from evo_nas.config import ConfigError, build_space, first_line, parse_config
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
-from surrogates.statefile import StateError, encode
+from surrogates.statefile import StateError, dumps, encode
 
 
 class PickleWarning(UserWarning):
@@ -67,9 +67,9 @@ def _convert(rd: RunDir, old: Any) -> tuple[bytes, Any, str]:
             note = f"; the surrogate's state is not data ({e}), so resume refits it"
     rngs = RngStates(tuple(rng["python"]), dict(rng["numpy"]), rng["torch"])
     data = checkpoint_bytes(
-        encode(old["config"]),
-        encode_boundary(boundary, space, rngs, surrogate),
-        [encode_record(r) for r in old["records"]],
+        dumps(old["config"], "config"),
+        boundary_json(boundary, space, rngs, surrogate),
+        [record_json(r) for r in old["records"]],
         dict(old.get("in_flight", {})),
         int(old["events_written"]),
         float(old["elapsed_s"]),

@@ -34,28 +34,38 @@ def _float_name(x: float) -> str:
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
-def encode(tree: Any, where: str = "state") -> Any:
-    """``tree`` as a JSON value: arrays as base64 records, non-finite floats as tags."""
-    if tree is None or isinstance(tree, (bool, str)):
+#: where a value sits while encoding: (parent, key), formatted only for an error message
+_Where = tuple[Any, Any]
+
+
+def _name(where: _Where | str) -> str:
+    keys = []
+    while isinstance(where, tuple):
+        where, key = where
+        keys.append(f"[{key!r}]")
+    return where + "".join(reversed(keys))
+
+
+def _encode(tree: Any, where: _Where | str) -> Any:
+    kind = type(tree)
+    if kind is str or kind is bool or kind is int or tree is None:
         return tree
-    if isinstance(tree, int):
-        return int(tree)
-    if isinstance(tree, float):
-        return float(tree) if math.isfinite(tree) else {_FLOAT: _float_name(tree)}
-    if isinstance(tree, dict):
+    if kind is float:
+        return tree if math.isfinite(tree) else {_FLOAT: _float_name(tree)}
+    if kind is dict:
         out = {}
         for k, v in tree.items():
-            if not isinstance(k, str):
-                raise StateError(f"{where}: key {k!r} is not a string")
+            if type(k) is not str:
+                raise StateError(f"{_name(where)}: key {k!r} is not a string")
             if k.startswith("$"):
-                raise StateError(f"{where}: key {k!r} starts with '$' (reserved)")
-            out[k] = encode(v, f"{where}[{k!r}]")
+                raise StateError(f"{_name(where)}: key {k!r} starts with '$' (reserved)")
+            out[k] = _encode(v, (where, k))
         return out
-    if isinstance(tree, (list, tuple)):
-        return [encode(v, f"{where}[{i}]") for i, v in enumerate(tree)]
+    if kind is list or kind is tuple:
+        return [_encode(v, (where, i)) for i, v in enumerate(tree)]
     if isinstance(tree, np.ndarray):
         if tree.dtype.kind not in ARRAY_KINDS or tree.dtype.fields is not None:
-            raise StateError(f"{where}: numpy arrays of dtype {tree.dtype} cannot be stored")
+            raise StateError(f"{_name(where)}: numpy arrays of dtype {tree.dtype} cannot be stored")
         data = np.ascontiguousarray(tree).tobytes()
         return {
             _ARRAY: {
@@ -64,11 +74,24 @@ def encode(tree: Any, where: str = "state") -> Any:
                 "base64": base64.b64encode(data).decode("ascii"),
             }
         }
-    kind = f"{type(tree).__module__}.{type(tree).__qualname__}".removeprefix("builtins.")
+    # subclasses of the plain types (numpy.float64 is a float, an IntEnum an int) as their base
+    for base in (bool, int, float, str):
+        if isinstance(tree, base):
+            return _encode(base(tree), where)
+    for base in (dict, list, tuple):
+        if isinstance(tree, base):
+            return _encode(base(tree), where)
+    name = f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins.")
     raise StateError(
-        f"{where}: a {kind} cannot be stored (a state holds dicts with string keys, lists, "
-        "tuples, str, int, float, bool, None and numpy arrays)"
+        f"{_name(where)}: a {name} cannot be stored (a state holds dicts with string keys, "
+        "lists, tuples, str, int, float, bool, None and numpy arrays)"
     )
+
+
+def encode(tree: Any, where: str = "state") -> Any:
+    """``tree`` as a JSON value: arrays as base64 records, non-finite floats as tags;
+    :class:`StateError` names the first value that cannot be stored (``where`` is its root)."""
+    return _encode(tree, where)
 
 
 def _decode_array(spec: Any, where: str) -> np.ndarray:
