@@ -51,6 +51,15 @@ def _wait_for_rows(proc: subprocess.Popen, rd: RunDir, n: int) -> None:
         time.sleep(0.01)
 
 
+def _wait_for_lock(proc: subprocess.Popen, rd: RunDir) -> None:
+    """Until ``proc`` holds the run directory (its pid is in the lock file)."""
+    deadline = time.monotonic() + 120
+    while not (rd.lock_path.exists() and rd.lock_path.read_text().startswith(f"pid {proc.pid} ")):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the resumed run never took the lock"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def reference(tmp_path, demo_table) -> str:
     from evo_nas.engine import run_search
@@ -104,7 +113,7 @@ def test_two_resumes_of_one_killed_run(tmp_path, demo_table, reference):
     first.wait()
     assert rd.lock_path.read_text().startswith(f"pid {first.pid} ")
     a = _cli("resume", str(rd.path))
-    _wait_for_rows(a, rd, 4)
+    _wait_for_lock(a, rd)  # (the killed run's rows are there already: they prove nothing)
     line = _refused_while(a, "resume", str(rd.path))
     assert line.startswith(f"error: {rd.path}: in use by pid {a.pid} on "), line
     assert a.wait(timeout=120) == 0, a.stderr.read()
