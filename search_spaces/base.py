@@ -90,6 +90,11 @@ class CellBatch(nn.Module, abc.ABC):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Run every motif over its sequence from the zero state."""
 
+    def motif_sq_norms(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Each motif's squared norm ``[M]`` of tensors shaped like the named parameters (the
+        dish's per-motif gradient norm); batched cells lead every parameter by the motif."""
+        return sum(t.reshape(self.num_motifs, -1).pow(2).sum(1) for t in named.values())
+
 
 class StackedCells(CellBatch):
     """The generic :class:`CellBatch`: one :class:`RecurrentCell` per motif, run in a loop."""
@@ -107,6 +112,14 @@ class StackedCells(CellBatch):
             for m, cell in enumerate(self.cells)
         ]
         return torch.stack(outputs, dim=1)
+
+    def motif_sq_norms(self, named: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per cell: the parameters are named ``cells.<motif>.<name>``."""
+        out = torch.zeros(self.num_motifs)
+        for name, t in named.items():
+            out = out.to(t)
+            out[int(name.split(".")[1])] += t.pow(2).sum()
+        return out
 
 
 class StackedActivations(nn.Module):

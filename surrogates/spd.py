@@ -1,15 +1,21 @@
 """The Synthetic Petri Dish surrogate (Rawal et al. 2020, arXiv 2005.13092).
 
-A motif's predicted objective is its validation loss after a few training steps in a tiny
-network on a handful of synthetic samples (:class:`~surrogates.spd_dish.PetriDish`). ``fit``
-meta-learns those samples, by gradient descent through the unrolled inner training, so that
-the dish's losses order the motifs with known ground truth as their real objectives do.
+A motif is trained for a few steps in a tiny network on a handful of synthetic samples
+(:class:`~surrogates.spd_dish.PetriDish`); its loss after that training is the dish's own
+score. ``fit`` learns from ground truth in two composable ways: it can meta-learn the
+synthetic samples by gradient descent through the unrolled inner training, so that the
+dish's losses order the training motifs as their real objectives do (the paper's method),
+and it can fit a read-out (:class:`~surrogates.readout.ResidualGP`) that corrects the dish's
+score from the whole recorded inner training of the training motifs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -19,64 +25,48 @@ from scipy.stats import rankdata, spearmanr
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Surrogate, finite_targets
 from surrogates.devices import resolve_device
-from surrogates.spd_dish import PetriDish
+from surrogates.dish_cache import FeatureCache
+from surrogates.readout import ResidualGP
+from surrogates.spd_dish import PetriDish, RNNDishOptions
 from surrogates.spd_mlp_dish import MLPDish
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _GRAD_CLIP = 10.0
+#: ``orient`` flips a dish only when its scores and the objectives are negatively correlated
+#: at this one-sided significance: ten cells are too few to trust a sign by its estimate alone
+_ORIENT_P = 0.05
+#: options that change where or in what chunks a dish computes, not what it records
+_NOT_IN_RECORDS = ("device", "predict_batch", "feature_cache", "readout")
 
-
-#: the options of each dish and their defaults: "rnn" hosts recurrent cells (tuned on
-#: NAS-Bench-NLP and darts_rnn), "mlp" hosts activation motifs with the values of the authors'
-#: slope experiment; an option a dish does not have is refused, not ignored
+#: the options of each dish and their defaults, with the reason for each value;
+#: docs/results/ holds the measurements. "rnn" hosts recurrent cells, "mlp" activation motifs
+#: (the values of the authors' slope experiment); an option a dish lacks is refused
 PRESETS: dict[str, dict[str, Any]] = {
     "rnn": {
-        # 64 training sequences: too many to memorise in 20 steps, so a cell scores by how
-        # well it models them (reads its current input, keeps the last); unlearned dishes
-        # on 500 NAS-Bench-NLP cells, mean of 6: tau 0.511 against 0.478 (32) and 0.460
-        # (16) (docs/results/compare_nbnlp.md, "Seventh session"); 128 sequences, or
-        # 16 steps, did not rank better (0.502 / 0.508 against 0.519, 4 dishes; "Eighth")
-        "samples": 64,
-        "val_samples": 16,
-        "steps": 8,
+        "samples": 64,  # too many to memorise in 20 steps: a cell scores by modelling them
+        "val_samples": 16,  # the validation trajectory is a read-out feature
+        "steps": 8,  # longer sequences ranked no better and cost more
         "dims": 8,
         "input_size": 8,
-        # a gain of 2 (inputs driving the cells twice as hard) raises tau but lowers the
-        # share of the true top 10 % found, and the search wants the top: the preset at N = 50,
-        # 5 seeds, gain 2 against 1: tau 0.557 against 0.554, rho 0.734 against 0.743,
-        # precision@10% 0.34 against 0.38 (lower for every seed; unlearned: tau 0.558 against
-        # 0.543, precision 0.33 against 0.36; compare_nbnlp.md, "Tenth session")
-        "input_gain": 1.0,
-        "hidden_size": 8,
-        # a miniature language model scored by how far each cell has fitted it: on
-        # NAS-Bench-NLP (N = 50) tau 0.471 against 0.436 for random labels scored on
-        # validation samples (docs/results/compare_nbnlp.md, "Fourth session")
-        "task": "bigram",
-        "delay": 2,
+        "hidden_size": 8,  # a larger dish cell (16) ranked worse
+        "task": "bigram",  # a miniature language model: cells must read and remember
         "classes": 4,
+        "vocab": 8,
+        "score": "train",  # how far a cell fitted the training sequences ranks best
         "inner_steps": 20,
-        # a lighter inner training ranks better: tau 0.49 against 0.46-0.48 at 0.05
-        # (NAS-Bench-NLP, 5 seeds, every N; compare_nbnlp.md, "Fifth session")
-        "inner_lr": 0.02,
-        "meta_steps": 20,
+        "inner_lr": 0.02,  # a lighter inner training ranked better than 0.05
+        "meta_steps": 0,  # the read-out learns from ground truth in seconds, not minutes
         "meta_lr": 0.03,
         "meta_batch": 25,
         "lr_decay": 0.3,
         "lr_decay_every": 40,
-        "loss": "rank",
+        "loss": "rank",  # only the order of the objectives matters
         "target_transform": "log",
-        "l2": 1e-3,
-        "orient": True,
-        # two dishes of 64 sequences: a single dish's tau moves by +-0.03 with its random
-        # data, and averaging two in rank steadies it (NAS-Bench-NLP, N = 50, 5 seeds:
-        # 0.549 +- 0.009 against 0.533 +- 0.016 for one, measured before a fix of the
-        # NAS-Bench-NLP cells' initial weights; after it 0.554 +- 0.016; compare_nbnlp.md,
-        # "Eighth" and "Ninth session") at twice the cost (1,000 darts_rnn motifs in 45 s)
-        "dishes": 2,
-        "keep_fraction": 1.0,
-        "learn_targets": False,
-        "vocab": 8,
-        "score": "train",
+        "l2": 1e-3,  # keeps meta-learned inputs in range
+        "orient": True,  # a dish may rank a space's cells inversely
+        "dishes": 2,  # averaging two dishes steadies a single dish's +-0.03
+        "keep_fraction": 1.0,  # RNN dishes' training fit does not tell good dishes from bad
+        "readout": "gp",  # the dish's score corrected by its recorded inner training
     },
     "mlp": {
         "samples": 10,
@@ -88,61 +78,57 @@ PRESETS: dict[str, dict[str, Any]] = {
         "init_scale": 1.0,
         "inner_steps": 250,
         "inner_lr": 0.01,
-        "meta_steps": 60,
+        "meta_steps": 60,  # the slope experiment: the meta-learning is what ranks slopes
         "meta_lr": 0.05,
         "meta_batch": 100,
         "lr_decay": 0.4,
         "lr_decay_every": 30,
-        "loss": "mse",
+        "loss": "mse",  # as in the authors' code
         "target_transform": "none",
         "l2": 1e-5,
-        "orient": False,
+        "orient": False,  # the MLP dish's loss already orders slopes the right way round
         "dishes": 8,
-        "keep_fraction": 0.5,
+        "keep_fraction": 0.5,  # a dish whose meta-learning failed is noise in the ensemble
     },
 }
 
 
 class PetriDishSurrogate(Surrogate):
-    """Scores motifs by training them in meta-learned synthetic Petri dishes.
+    """Scores motifs by training them in synthetic Petri dishes, learning from ground truth.
 
     ``dish`` picks the network and the defaults of every option left unset (``PRESETS``):
     ``"rnn"`` for recurrent cells, ``"mlp"`` for activation motifs, ``"auto"`` by the space's
-    ``motif``. RNN dish: ``samples``/``val_samples`` synthetic sequences of ``steps`` x
-    ``dims``, projected to ``input_size`` (by a fixed random projection scaled by
-    ``input_gain``), a cell of ``hidden_size``, the ``task``
-    (see :class:`PetriDish`; ``vocab`` tokens for ``bigram``); ``score`` "val" scores a
-    motif by its loss on the validation samples after the inner training (the method),
-    "train" by its loss on the training samples then (how fast it learned). MLP dish:
-    ``dims``-D inputs, ``layers`` hidden layers of ``hidden_size`` units using the motif,
-    ``classes`` sigmoid outputs with random 0/1 targets, weights from N(0,
-    ``init_scale``^2) (see :class:`MLPDish`). Both train
-    ``inner_steps`` Adam steps at ``inner_lr``.
-    Meta-learning: ``meta_steps`` Adam steps at ``meta_lr`` (multiplied by ``lr_decay``
-    every ``lr_decay_every`` steps) on random batches of ``meta_batch`` motifs, minimising
-    ``loss`` ("rank": pairwise logistic on z-normalised scores; "mse": squared error between
-    z-normalised scores and z-normalised ``target_transform`` of the objectives, as in the
-    authors' code) plus ``l2`` times the mean square of the synthetic inputs. Diverged motifs
-    (objective inf) only count as worse than every finite one. ``meta_steps: 0`` keeps the
-    synthetic data random (the ablation). A second ``fit`` continues from the samples
-    learned so far (a warm start between the engine's rounds).
-    ``learn_targets`` (RNN dish, ``labels`` task) meta-learns soft per-step targets along
-    with the inputs (the issue's "optionally learned too"). Setting an option the chosen
-    dish does not have (``layers`` for the RNN dish, ``steps`` for the MLP dish, ...) is an
-    error.
-    ``dishes`` independent dishes (seeds derived from ``seed``) are averaged in rank; with
-    ``keep_fraction`` < 1 only that share of them (rounded up) is, those whose scores fit the
-    training motifs best after ``fit`` (outer loss on all of them): a dish whose
-    meta-learning failed to order its training motifs is noise in the ensemble (MLP preset:
-    the best half of 8; its dishes run batched, so the ensemble costs little there). With
-    ``orient``, ``fit`` first checks on the training motifs whether low dish losses go with
-    low or high objectives and, if high, scores with the negated loss from then on (a
-    dish's raw loss can rank a space's motifs inversely, e.g. NAS-Bench-NLP's cells; off in
-    the MLP dish, whose loss already orders slopes the right way round, as in the paper).
-    ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``, ...; the synthetic
-    data and initial weights are drawn on the CPU, so a seed gives the same dish anywhere
-    (scores then agree across devices up to floating-point rounding). ``predict`` trains
-    ``predict_batch`` motifs at once (default 4,096 on CUDA, 512 on a CPU).
+    ``motif``. RNN dish: the options of :class:`~surrogates.spd_dish.RNNDishOptions`. MLP
+    dish: ``dims``-D inputs, ``layers`` hidden layers of ``hidden_size`` units using the
+    motif, ``classes`` sigmoid outputs with random 0/1 targets, weights from N(0,
+    ``init_scale``^2) (see :class:`MLPDish`). Both train ``inner_steps`` Adam steps at
+    ``inner_lr``.
+
+    Meta-learning (``meta_steps`` > 0): Adam steps at ``meta_lr`` (multiplied by
+    ``lr_decay`` every ``lr_decay_every`` steps) on random batches of ``meta_batch`` motifs,
+    minimising ``loss`` ("rank": pairwise logistic on z-normalised scores; "mse": squared
+    error between z-normalised scores and z-normalised ``target_transform`` of the
+    objectives, as in the authors' code) plus ``l2`` times the mean square of the synthetic
+    inputs. Diverged motifs (objective inf) only count as worse than every finite one. A
+    second ``fit`` continues from the samples learned so far.
+
+    Read-out (RNN dish, ``readout: gp``): each dish records every motif's inner training
+    (:meth:`features`), and ``fit`` learns a correction of the dish's score from the
+    training motifs' records (:class:`~surrogates.readout.ResidualGP`), which also gives a
+    spread per prediction (:meth:`predict_with_std`); unfitted, or with fewer than five
+    cells, the prediction is the dish's own score. ``readout: none`` ranks by the dishes'
+    scores alone. A motif that diverges in a dish is predicted ``inf``.
+
+    ``dishes`` independent dishes (seeds derived from ``seed``) are combined: with the
+    read-out by the mean of their scores, without it by their mean rank; with
+    ``keep_fraction`` < 1 only that share of them (rounded up), those whose scores fit the
+    training motifs best after ``fit``. With ``orient``, ``fit`` flips a dish whose low
+    losses go significantly with high objectives (a dish's raw loss can rank a space's
+    motifs inversely). Every motif's record is cached by its key until the synthetic data
+    change; ``feature_cache`` names a folder that keeps the records across runs.
+    ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ...; the synthetic data and
+    initial weights are drawn on the CPU, so a seed gives the same dish anywhere. Motifs
+    are trained ``predict_batch`` at once (default 4,096 on CUDA, 512 on a CPU).
     """
 
     def __init__(
@@ -157,9 +143,10 @@ class PetriDishSurrogate(Surrogate):
         input_size: int | None = None,
         hidden_size: int | None = None,
         layers: int | None = None,
-        task: Literal["recall", "labels", "bigram"] | None = None,
-        delay: int | None = None,
+        task: Literal["labels", "bigram"] | None = None,
         classes: int | None = None,
+        vocab: int | None = None,
+        score: Literal["val", "train"] | None = None,
         init_scale: float | None = None,
         inner_steps: int | None = None,
         inner_lr: float | None = None,
@@ -170,15 +157,13 @@ class PetriDishSurrogate(Surrogate):
         lr_decay_every: int | None = None,
         loss: Literal["rank", "mse"] | None = None,
         rank_temperature: float = 0.5,
-        target_transform: Literal["log", "rank", "none"] | None = None,
+        target_transform: Literal["log", "none"] | None = None,
         l2: float | None = None,
         dishes: int | None = None,
         orient: bool | None = None,
         keep_fraction: float | None = None,
-        learn_targets: bool | None = None,
-        vocab: int | None = None,
-        score: Literal["val", "train"] | None = None,
-        input_gain: float | None = None,
+        readout: Literal["gp", "none"] | None = None,
+        feature_cache: Path | None = None,
         predict_batch: int | None = None,
         precision: Literal["float32", "float64"] = "float32",
         device: str = "auto",
@@ -195,50 +180,13 @@ class PetriDishSurrogate(Surrogate):
         if foreign:
             raise ValueError(f"{', '.join(foreign)}: not an option of the {dish} dish")
         o: dict[str, Any] = {**PRESETS[dish], **given}
-        positive = [
-            "samples",
-            "val_samples",
-            "steps",
-            "dims",
-            "input_size",
-            "hidden_size",
-            "layers",
-            "classes",
-            "inner_steps",
-            "meta_batch",
-            "lr_decay_every",
-            "dishes",
-            "vocab",
-        ]
-        for name in (n for n in positive if n in o):
-            if o[name] < 1:
-                raise ValueError(f"{name} must be at least 1, got {o[name]}")
+        _check(o, dish)
         if predict_batch is not None and predict_batch < 1:
             raise ValueError(f"predict_batch must be at least 1, got {predict_batch}")
-        for name in (n for n in ("inner_lr", "meta_lr", "init_scale", "input_gain") if n in o):
-            if not o[name] > 0:
-                raise ValueError(f"{name} must be positive, got {o[name]}")
-        if not 0 < o["keep_fraction"] <= 1:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {o['keep_fraction']}")
-        if o["meta_steps"] < 0 or o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
-            raise ValueError("need meta_steps >= 0, l2 >= 0 and 0 < lr_decay <= 1")
         if not rank_temperature > 0:
             raise ValueError(f"rank_temperature must be positive, got {rank_temperature}")
-        if o["loss"] not in ("rank", "mse"):
-            raise ValueError(f"loss must be rank|mse, got '{o['loss']}'")
-        if dish == "rnn":
-            if o["task"] not in ("recall", "labels", "bigram"):
-                raise ValueError(f"task must be recall|labels|bigram, got '{o['task']}'")
-            if o["score"] not in ("val", "train"):
-                raise ValueError(f"score must be val|train, got '{o['score']}'")
-            if o["task"] == "recall" and not 1 <= o["delay"] < o["steps"]:
-                raise ValueError(
-                    f"delay must be in 1..steps-1 = {o['steps'] - 1}, got {o['delay']}"
-                )
-            if o["learn_targets"] and o["task"] == "recall":
-                raise ValueError("learn_targets needs task 'labels' or 'bigram'")
-        if o["target_transform"] not in ("log", "rank", "none") or precision not in _DTYPES:
-            raise ValueError("target_transform must be log|rank|none, precision float32|float64")
+        if precision not in _DTYPES:
+            raise ValueError(f"precision must be float32|float64, got '{precision}'")
         self.device = resolve_device(device)
         self.options: dict[str, Any] = {
             "dish": dish,
@@ -258,8 +206,10 @@ class PetriDishSurrogate(Surrogate):
         self.progress: Callable[[dict[str, Any]], None] | None = None
         #: one sign per dish (see ``orient``), in the order of :meth:`dish_scores`' rows
         self.signs_: list[float] = [1.0] * o["dishes"]
-        #: the rows of :meth:`dish_scores` that ``predict`` averages (see ``keep_fraction``)
+        #: the rows of :meth:`dish_scores` that ``predict`` combines (see ``keep_fraction``)
         self.kept_: list[int] = list(range(o["dishes"]))
+        self.readout_ = ResidualGP(seed) if o.get("readout") == "gp" else None
+        self.cache_ = FeatureCache(feature_cache)
 
     def _make_dish(self, seeds: list[int]) -> PetriDish | MLPDish:
         o, dtype = self.options, _DTYPES[self.options["precision"]]
@@ -279,40 +229,18 @@ class PetriDishSurrogate(Surrogate):
                 dtype,
                 self.device,
             )
-        return PetriDish(
-            self.space,
-            seeds[0],
-            o["samples"],
-            o["val_samples"],
-            o["steps"],
-            o["dims"],
-            o["input_size"],
-            o["hidden_size"],
-            o["inner_steps"],
-            o["inner_lr"],
-            o["task"],
-            o["delay"],
-            o["classes"],
-            dtype,
-            o["learn_targets"],
-            o["vocab"],
-            o["score"],
-            self.device,
-            o["input_gain"],
-        )
+        dish_options = RNNDishOptions(**{f.name: o[f.name] for f in fields(RNNDishOptions)})
+        return PetriDish(self.space, seeds[0], dish_options, dtype, self.device)
 
     # -- meta-learning ---------------------------------------------------------------------------
     def _targets(self, objectives: Sequence[float]) -> torch.Tensor:
         """Objectives transformed for the outer loss; inf (diverged) stays inf."""
         y = np.asarray(objectives, dtype=float)
         y = np.where(np.isfinite(y), y, np.inf)
-        fin = np.isfinite(y)
         out = y.copy()
-        transform = self.options["target_transform"]
-        if transform == "log":
+        if self.options["target_transform"] == "log":
+            fin = np.isfinite(y)
             out[fin] = np.log(np.maximum(y[fin], 1e-12))
-        elif transform == "rank":
-            out[fin] = rankdata(y[fin])
         return torch.as_tensor(out, dtype=self.dishes_[0].dtype)
 
     def outer_loss(self, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -367,7 +295,7 @@ class PetriDishSurrogate(Surrogate):
                 return sum((t * 0).sum() for t in data.values())  # nothing left to order
             genotypes, targets = [genotypes[i] for i in keep], targets[keep]
             scores = signed_scores(genotypes)
-        # the L2 penalty keeps the inputs in range; target logits are free
+        # the L2 penalty keeps the inputs in range
         penalty = data["x_train"].pow(2).mean() + data["x_val"].pow(2).mean()
         loss = sum(self.outer_loss(row, targets) for row in scores)
         return loss + self.options["l2"] * dish.members * penalty
@@ -381,9 +309,30 @@ class PetriDishSurrogate(Surrogate):
         if o["orient"]:
             self.signs_ = [1.0] * self.options["dishes"]
             for k, raw in enumerate(self.dish_scores(genotypes)):
-                both = np.isfinite(raw) & np.isfinite(targets.numpy())
-                if both.sum() > 2 and spearmanr(raw[both], targets.numpy()[both])[0] < 0:
-                    self.signs_[k] = -1.0
+                self.signs_[k] = _orientation(raw, targets.numpy())
+        if o["meta_steps"]:
+            self._meta_learn(genotypes, targets)
+        keep = math.ceil(o["keep_fraction"] * o["dishes"])
+        if keep < o["dishes"]:
+            # a motif that diverged in a dish ties with the dish's worst finite score, so the
+            # dish's fit to the other motifs still counts; a dish in which every training
+            # motif diverged has no fit to judge (nan loss): last
+            fit_loss = [
+                self.ranking_loss(finite_targets(row), objectives)
+                if np.isfinite(row).any()
+                else np.nan
+                for row in self.dish_scores(genotypes)
+            ]
+            order = np.argsort(np.nan_to_num(fit_loss, nan=np.inf), kind="stable")
+            self.kept_ = sorted(int(i) for i in order[:keep])
+        if self.readout_ is not None:
+            records = self.features(genotypes)
+            self.readout_.fit(records, self.combined_scores(records), np.asarray(objectives, float))
+        return self
+
+    def _meta_learn(self, genotypes: list[Genotype], targets: torch.Tensor) -> None:
+        """``meta_steps`` outer steps per dish on the synthetic data (the paper's method)."""
+        o = self.options
         for k, dish in enumerate(self.dishes_):
             rng = np.random.default_rng([self.seed, k])
             data = {k: v.clone().requires_grad_(True) for k, v in dish.data.items()}
@@ -398,7 +347,7 @@ class PetriDishSurrogate(Surrogate):
                 loss = self.meta_loss(dish, [genotypes[i] for i in idx], t, data)
                 opt.zero_grad()
                 loss.backward()
-                # a tensor the score does not read (t_val when scoring on training samples)
+                # a tensor the score does not read (x_val when scoring on training samples)
                 # has no gradient; Adam leaves it as it is
                 moved = [x for x in data.values() if x.grad is not None]
                 grads_ok = all(torch.isfinite(x.grad).all() for x in moved)
@@ -413,58 +362,116 @@ class PetriDishSurrogate(Surrogate):
                          "step": step, "steps": o["meta_steps"], "loss": self.history_[k][-1]}
                     )  # fmt: skip
             dish.data = {k: v.detach() for k, v in data.items()}
-        keep = math.ceil(o["keep_fraction"] * o["dishes"])
-        if keep < o["dishes"]:
-            # a motif that diverged in a dish ties with the dish's worst finite score, so the
-            # dish's fit to the other motifs still counts; a dish in which every training
-            # motif diverged has no fit to judge (nan loss): last
-            fit_loss = [
-                self.ranking_loss(finite_targets(row), objectives)
-                if np.isfinite(row).any()
-                else np.nan
-                for row in self.dish_scores(genotypes)
+
+    # -- the dishes' records -----------------------------------------------------------------------
+    def features(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        """Every dish's record of each motif's inner training side by side ``[M, dishes *
+        F]`` (RNN dish; the columns of :meth:`feature_names`), from the cache where the
+        motif was trained before with the same synthetic data."""
+        if self.options["dish"] != "rnn":
+            raise ValueError("only the RNN dish records its inner training")
+        genotypes = list(genotypes)
+        keys = [self.space.key(g) for g in genotypes]
+        self.cache_.use(self._identity())
+        missing = {k: g for k, g in zip(keys, genotypes) if k not in self.cache_}
+        if missing:
+            todo = list(missing.values())
+            chunk = self.options["predict_batch"] or default_predict_batch(self.device)
+            rows = [
+                np.concatenate([d.trajectory(part).cpu().double().numpy() for d in self.dishes_], 1)
+                for part in (todo[i : i + chunk] for i in range(0, len(todo), chunk))
             ]
-            order = np.argsort(np.nan_to_num(fit_loss, nan=np.inf), kind="stable")
-            self.kept_ = sorted(int(i) for i in order[:keep])
-        return self
+            self.cache_.add(list(missing), np.concatenate(rows))
+        width = len(self.feature_names())
+        return self.cache_.rows(keys, width)
+
+    def feature_names(self) -> list[str]:
+        """The columns of :meth:`features`: ``dish<k>.<column>`` for every dish."""
+        return [
+            f"dish{k}.{name}"
+            for k, dish in enumerate(self.dishes_)
+            for name in dish.feature_names()
+        ]
+
+    def _identity(self) -> str:
+        """What a motif's record depends on: the space, the dishes' options and data."""
+        digest = hashlib.sha1()
+        space = sorted((k, repr(v)) for k, v in vars(self.space).items() if not k.startswith("_"))
+        ident = {k: v for k, v in self.options.items() if k not in _NOT_IN_RECORDS}
+        digest.update(repr((type(self.space).__qualname__, space, sorted(ident.items()))).encode())
+        digest.update(f"{self.device.type}|{torch.__version__}".encode())
+        for dish in self.dishes_:
+            digest.update(str(dish.seed).encode())
+            for name in sorted(dish.data):
+                digest.update(dish.data[name].detach().cpu().numpy().tobytes())
+        return digest.hexdigest()[:20]
+
+    def _score_columns(self) -> list[int]:
+        """Per dish, the column of :meth:`features` holding its own score."""
+        width = len(self.dishes_[0].feature_names())
+        names = self.dishes_[0].feature_names()
+        col = names.index(f"{self.options['score']}_loss_{self.options['inner_steps']}")
+        return [k * width + col for k in range(len(self.dishes_))]
+
+    def combined_scores(self, records: np.ndarray) -> np.ndarray:
+        """The kept dishes' signed scores averaged per motif (inf if one diverged)."""
+        scores = records[:, self._score_columns()] * np.asarray(self.signs_)
+        scores = np.where(np.isfinite(scores), scores, np.inf)[:, self.kept_]
+        return scores.mean(axis=1)
 
     # -- prediction ------------------------------------------------------------------------------
     def dish_scores(self, genotypes: Sequence[Genotype]) -> np.ndarray:
-        """Validation losses ``[dishes, M]`` after inner training, times each dish's sign;
-        inf where diverged."""
+        """Each dish's loss ``[dishes, M]`` on its ``score`` samples after inner training,
+        times the dish's sign; inf where diverged."""
         genotypes = list(genotypes)
-        chunk = self.options["predict_batch"] or default_predict_batch(self.device)
-        rows = []
-        for dish in self.dishes_:
-            rows.append(
-                np.concatenate(
-                    [
-                        dish.scores(genotypes[i : i + chunk])
-                        .reshape(dish.members, -1)
-                        .cpu()
-                        .double()
-                        for i in range(0, len(genotypes), chunk)
-                    ],
-                    axis=1,
-                )
+        if self.options["dish"] == "rnn":
+            out = self.features(genotypes)[:, self._score_columns()].T
+        else:
+            chunk = self.options["predict_batch"] or default_predict_batch(self.device)
+            out = np.concatenate(
+                [
+                    np.concatenate(
+                        [
+                            dish.scores(genotypes[i : i + chunk])
+                            .reshape(dish.members, -1)
+                            .cpu()
+                            .double()
+                            for i in range(0, len(genotypes), chunk)
+                        ],
+                        axis=1,
+                    )
+                    for dish in self.dishes_
+                ]
             )
-        out = np.concatenate(rows) * np.asarray(self.signs_)[:, None]
+        out = out * np.asarray(self.signs_)[:, None]
         return np.where(np.isfinite(out), out, np.inf)
 
     def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        return self.predict_with_std(genotypes)[0]
+
+    def predict_with_std(self, genotypes: Sequence[Genotype]) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and, from a fitted read-out, their spread (nan where unknown)."""
         if not len(genotypes):
-            return np.empty(0)
+            return np.empty(0), np.empty(0)
+        if self.readout_ is not None:
+            records = self.features(genotypes)
+            return self.readout_.predict(records, self.combined_scores(records))
         scores = self.dish_scores(genotypes)[self.kept_]
+        unknown = np.full(len(genotypes), np.nan)
         if len(scores) == 1:
-            return scores[0]
+            return scores[0], unknown
         # average rank over dishes; a motif diverging in every dish keeps the worst score
-        return np.mean([rankdata(s) for s in scores], axis=0)
+        return np.mean([rankdata(s) for s in scores], axis=0), unknown
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        keys, rows = self.cache_.items()
+        options = dict(self.options)
+        if options.get("feature_cache") is not None:
+            options["feature_cache"] = str(options["feature_cache"])
         return {
             "seed": self.seed,
-            "options": dict(self.options),
+            "options": options,
             "dishes": [
                 {"seed": d.seed, **{k: v.cpu().numpy() for k, v in d.data.items()}}
                 for d in self.dishes_
@@ -472,14 +479,14 @@ class PetriDishSurrogate(Surrogate):
             "history": [list(h) for h in self.history_],
             "signs": list(self.signs_),
             "kept": list(self.kept_),
+            "readout": None if self.readout_ is None else self.readout_.state_dict(),
+            "records": {"identity": self.cache_.identity, "keys": keys, "rows": rows},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         def settings(options: dict[str, Any]) -> dict[str, Any]:
-            # where and in what chunks the dish computes does not change what it learned; an
-            # option added since the state was saved had its present default then
-            options = {**PRESETS.get(options.get("dish"), {}), **options}
-            return {k: v for k, v in options.items() if k not in ("device", "predict_batch")}
+            # where and in what chunks the dish computes does not change what it learned
+            return {k: v for k, v in options.items() if k not in _NOT_IN_RECORDS[:3]}
 
         if settings(state["options"]) != settings(self.options) or state["seed"] != self.seed:
             raise ValueError("state was saved by a Petri dish surrogate with other options")
@@ -491,6 +498,50 @@ class PetriDishSurrogate(Surrogate):
         self.history_ = [list(h) for h in state["history"]]
         self.signs_ = [float(v) for v in state["signs"]]
         self.kept_ = [int(i) for i in state["kept"]]
+        if self.readout_ is not None:
+            self.readout_.load_state_dict(state["readout"])
+        records = state["records"]
+        if records["identity"] is not None:
+            self.cache_.use(records["identity"])
+            self.cache_.add(list(records["keys"]), np.asarray(records["rows"], float))
+
+
+def _check(o: dict[str, Any], dish: str) -> None:
+    """One-line errors for option values no dish can use."""
+    positive = [
+        "samples", "val_samples", "steps", "dims", "input_size", "hidden_size", "layers",
+        "classes", "inner_steps", "meta_batch", "lr_decay_every", "dishes", "vocab",
+    ]  # fmt: skip
+    for name in (n for n in positive if n in o):
+        if o[name] < 1:
+            raise ValueError(f"{name} must be at least 1, got {o[name]}")
+    for name in (n for n in ("inner_lr", "meta_lr", "init_scale") if n in o):
+        if not o[name] > 0:
+            raise ValueError(f"{name} must be positive, got {o[name]}")
+    if not 0 < o["keep_fraction"] <= 1:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {o['keep_fraction']}")
+    if o["meta_steps"] < 0 or o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
+        raise ValueError("need meta_steps >= 0, l2 >= 0 and 0 < lr_decay <= 1")
+    choices = {
+        "loss": ("rank", "mse"),
+        "target_transform": ("log", "none"),
+        "task": ("labels", "bigram"),
+        "score": ("val", "train"),
+        "readout": ("gp", "none"),
+    }
+    for name, allowed in choices.items():
+        if name in o and o[name] not in allowed:
+            raise ValueError(f"{name} must be {'|'.join(allowed)}, got '{o[name]}'")
+
+
+def _orientation(scores: np.ndarray, targets: np.ndarray) -> float:
+    """-1 if low ``scores`` go with high ``targets`` significantly (one-sided Spearman test
+    at ``_ORIENT_P``), else +1."""
+    both = np.isfinite(scores) & np.isfinite(targets)
+    if both.sum() < 3:
+        return 1.0
+    rho, p = spearmanr(scores[both], targets[both])
+    return -1.0 if rho < 0 and p / 2 < _ORIENT_P else 1.0
 
 
 def default_predict_batch(device: torch.device) -> int:

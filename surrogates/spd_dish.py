@@ -10,16 +10,19 @@ the surrogate can meta-learn them through the unrolled training (Rawal et al. 20
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal, get_args
 
 import torch
-from torch import nn
 from torch.func import functional_call
 
 from search_spaces import Genotype, SearchSpace
 from search_spaces.base import CellBatch
 
-Task = Literal["recall", "labels", "bigram"]
+Task = Literal["labels", "bigram"]
+#: ``observe(params, per-motif losses, gradients)``, called by :func:`unrolled_adam`
+Observer = Callable[[list[torch.Tensor], torch.Tensor, tuple[torch.Tensor | None, ...]], None]
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
 
 
@@ -29,13 +32,15 @@ def unrolled_adam(
     steps: int,
     lr: float,
     create_graph: bool,
+    observe: Observer | None = None,
 ) -> list[torch.Tensor]:
-    """``steps`` Adam steps on ``loss_fn(params)``, written functionally.
+    """``steps`` Adam steps on the sum of ``loss_fn(params)``, written functionally.
 
     With ``create_graph`` the returned weights stay differentiable in whatever ``loss_fn``
     reads (the synthetic samples), so the outer loop can back-propagate through training.
-    A motif-batched ``loss_fn`` returns the sum of independent per-motif losses, whose
-    gradient gives every motif its own update.
+    A motif-batched ``loss_fn`` returns independent per-motif losses, whose summed gradient
+    gives every motif its own update. ``observe(params, losses, grads)`` sees every step
+    before its update (the dish's record of its training).
     """
     shapes = [p.shape for p in params]
     sizes = [p.numel() for p in params]
@@ -46,9 +51,12 @@ def unrolled_adam(
     mom = torch.zeros_like(flat)
     var = torch.zeros_like(flat)
     for k in range(1, steps + 1):
+        losses = loss_fn(params)
         grads = torch.autograd.grad(
-            loss_fn(params), params, create_graph=create_graph, allow_unused=True
+            losses.sum(), params, create_graph=create_graph, allow_unused=True
         )
+        if observe is not None:
+            observe(params, losses, grads)
         g = torch.cat(
             [
                 flat.new_zeros(n) if gi is None else gi.reshape(-1)
@@ -85,84 +93,86 @@ def train_then_score(
         return val_loss(params)
 
 
+@dataclass(frozen=True)
+class RNNDishOptions:
+    """What an RNN dish is made of; the surrogate's ``PRESETS["rnn"]`` holds the defaults.
+
+    ``samples``/``val_samples`` synthetic sequences of ``steps`` x ``dims``, projected to
+    ``input_size``; a cell of ``hidden_size``; ``inner_steps`` Adam steps at ``inner_lr``;
+    ``task`` with ``classes`` labels (``vocab`` tokens for ``bigram``); ``score``: the
+    samples whose loss after training scores a motif.
+    """
+
+    samples: int
+    val_samples: int
+    steps: int
+    dims: int
+    input_size: int
+    hidden_size: int
+    inner_steps: int
+    inner_lr: float
+    task: Task
+    classes: int
+    vocab: int
+    score: Literal["val", "train"]
+
+
 class PetriDish:
     """Synthetic data, fixed projection/readout initialisation and the inner training loop.
 
-    ``task`` is ``"recall"`` (regress the synthetic input seen ``delay`` steps earlier: a
-    memory test whose targets move with the learned inputs), ``"labels"`` (random class
-    labels per step, cross-entropy) or ``"bigram"`` (a miniature language model: the inputs
-    start as the embeddings of random token sequences over ``vocab`` tokens and the label
-    at each step is a fixed random function of the previous and the current token, so a
-    cell must both read its current input and remember the last one, and what it learns
-    carries over to the validation sequences). With ``learn_targets`` the labels become
-    learnable soft targets: logits ``[samples, steps, classes]`` starting at the random
-    labels smoothed by 0.1. The fixed projection's entries have standard deviation
-    ``input_gain / sqrt(dims)``: the gain sets how hard the inputs drive the cells. ``data``
-    holds every learnable tensor (``x_train``, ``x_val`` and with learned targets
-    ``t_train``, ``t_val``), on ``device``. Everything random comes from ``seed``; every
-    motif starts from the same weights, so score differences come from the motifs.
+    ``task`` is ``"labels"`` (random class labels per step, cross-entropy) or ``"bigram"``
+    (a miniature language model: the inputs start as the embeddings of random token sequences
+    over ``vocab`` tokens and the label at each step is a fixed random function of the
+    previous and the current token, so a cell must both read its current input and remember
+    the last one, and what it learns carries over to the validation sequences). The fixed
+    projection's entries have standard deviation ``1 / sqrt(dims)``. ``data`` holds the
+    learnable synthetic inputs (``x_train``, ``x_val``), on ``device``. Everything random
+    comes from ``seed``; every motif starts from the same weights, so score differences come
+    from the motifs.
     """
 
     def __init__(
         self,
         space: SearchSpace,
         seed: int,
-        samples: int,
-        val_samples: int,
-        steps: int,
-        dims: int,
-        input_size: int,
-        hidden_size: int,
-        inner_steps: int,
-        inner_lr: float,
-        task: Task = "recall",
-        delay: int = 2,
-        classes: int = 4,
+        options: RNNDishOptions,
         dtype: torch.dtype = torch.float32,
-        learn_targets: bool = False,
-        vocab: int = 8,
-        score: Literal["val", "train"] = "val",
         device: torch.device | str = "cpu",
-        input_gain: float = 1.0,
     ) -> None:
-        if learn_targets and task == "recall":
-            raise ValueError("learn_targets needs task 'labels' or 'bigram'")
+        o = options
+        if o.task not in get_args(Task) or o.score not in ("val", "train"):
+            raise ValueError(f"task must be labels|bigram and score val|train, got {o}")
         self.space = space
         self.seed = int(seed)
         self.members = 1  # dishes computed by this object (the MLP dish batches several)
-        self.input_size = input_size
-        self.hidden_size = hidden_size
-        self.inner_steps = inner_steps
-        self.inner_lr = inner_lr
-        self.task = task
-        self.score = score
-        self.delay = delay
+        self.options = o
+        self.input_size = o.input_size
+        self.hidden_size = o.hidden_size
+        self.inner_steps = o.inner_steps
+        self.inner_lr = o.inner_lr
+        self.score = o.score
         self.dtype = dtype
         self.device = torch.device(device)
         # everything random is drawn on the CPU, so a seed gives the same dish on any device
         gen = torch.Generator().manual_seed(self.seed)
-        out = dims if task == "recall" else classes
-        proj = torch.randn(dims, input_size, generator=gen, dtype=dtype)
-        self.proj = proj / dims**0.5 * input_gain
-        bound = 1.0 / hidden_size**0.5
-        self.readout0 = (torch.rand(hidden_size, out, generator=gen, dtype=dtype) * 2 - 1) * bound
+        proj = torch.randn(o.dims, o.input_size, generator=gen, dtype=dtype)
+        self.proj = proj / o.dims**0.5
+        bound = 1.0 / o.hidden_size**0.5
+        readout0 = torch.rand(o.hidden_size, o.classes, generator=gen, dtype=dtype) * 2 - 1
+        self.readout0 = readout0 * bound
         self.data: dict[str, torch.Tensor] = {
-            "x_train": torch.randn(samples, steps, dims, generator=gen, dtype=dtype),
-            "x_val": torch.randn(val_samples, steps, dims, generator=gen, dtype=dtype),
+            "x_train": torch.randn(o.samples, o.steps, o.dims, generator=gen, dtype=dtype),
+            "x_val": torch.randn(o.val_samples, o.steps, o.dims, generator=gen, dtype=dtype),
         }
-        self.y_train = torch.randint(classes, (samples, steps), generator=gen)
-        self.y_val = torch.randint(classes, (val_samples, steps), generator=gen)
-        if task == "bigram":
-            embed = torch.randn(vocab, dims, generator=gen, dtype=dtype)
-            table = torch.randint(classes, (vocab, vocab), generator=gen)
-            for split, n in (("train", samples), ("val", val_samples)):
-                tokens = torch.randint(vocab, (n, steps + 1), generator=gen)
+        self.y_train = torch.randint(o.classes, (o.samples, o.steps), generator=gen)
+        self.y_val = torch.randint(o.classes, (o.val_samples, o.steps), generator=gen)
+        if o.task == "bigram":
+            embed = torch.randn(o.vocab, o.dims, generator=gen, dtype=dtype)
+            table = torch.randint(o.classes, (o.vocab, o.vocab), generator=gen)
+            for split, n in (("train", o.samples), ("val", o.val_samples)):
+                tokens = torch.randint(o.vocab, (n, o.steps + 1), generator=gen)
                 self.data[f"x_{split}"] = embed[tokens[:, 1:]]
                 setattr(self, f"y_{split}", table[tokens[:, :-1], tokens[:, 1:]])
-        if learn_targets:
-            for split, y in (("train", self.y_train), ("val", self.y_val)):
-                smooth = nn.functional.one_hot(y, classes).to(dtype) * 0.9 + 0.1 / classes
-                self.data[f"t_{split}"] = smooth.log()
         self.proj, self.readout0 = self.proj.to(self.device), self.readout0.to(self.device)
         self.y_train, self.y_val = self.y_train.to(self.device), self.y_val.to(self.device)
         self.data = {k: v.to(self.device) for k, v in self.data.items()}
@@ -182,21 +192,31 @@ class PetriDish:
         x: torch.Tensor,
         labels: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-motif loss ``[M]`` of the dish with weights ``params``/``readout`` on ``x``;
-        ``labels``: class indices ``[S, T]`` or target logits ``[S, T, classes]``."""
+        """Per-motif cross-entropy ``[M]`` of the dish with weights ``params``/``readout`` on
+        inputs ``x`` against class indices ``labels`` ``[S, T]``."""
         seq = (x @ self.proj).transpose(0, 1)  # [T, S, I]
         inputs = seq[:, None].expand(-1, cells.num_motifs, -1, -1)
         hidden = functional_call(cells, params, (inputs,))  # [T, M, S, H]
-        pred = torch.matmul(hidden, readout)  # [T, M, S, out]
-        if self.task == "recall":
-            target = x.transpose(0, 1)[: -self.delay, None]  # [T - d, 1, S, D]
-            return (pred[self.delay :] - target).pow(2).mean(dim=(0, 2, 3))
-        logp = torch.log_softmax(pred, dim=-1)
-        if labels.is_floating_point():  # learned soft targets
-            probs = torch.softmax(labels, dim=-1).transpose(0, 1)[:, None]  # [T, 1, S, C]
-            return -(probs * logp).sum(-1).mean(dim=(0, 2))
+        logp = torch.log_softmax(torch.matmul(hidden, readout), dim=-1)  # [T, M, S, classes]
         idx = labels.T[:, None, :, None].expand(-1, cells.num_motifs, -1, -1)
         return -logp.gather(-1, idx).mean(dim=(0, 2, 3))
+
+    def _start(
+        self, genotypes: Sequence[Genotype], data: dict[str, torch.Tensor]
+    ) -> tuple[CellBatch, list[torch.Tensor], Callable[..., torch.Tensor]]:
+        """The motifs' cells, their initial weights (readout last) and the per-motif loss
+        ``loss(weights, split)`` on the ``"train"`` or ``"val"`` samples of ``data``."""
+        labels = {"train": self.y_train, "val": self.y_val}
+        cells = self.build(genotypes)
+        names = [n for n, _ in cells.named_parameters()]
+        params = [p.detach().clone() for _, p in cells.named_parameters()]
+        params.append(self.readout0.expand(cells.num_motifs, -1, -1).clone())
+
+        def loss(ps: list[torch.Tensor], split: str) -> torch.Tensor:
+            weights = dict(zip(names, ps[:-1], strict=True))
+            return self.task_loss(cells, weights, ps[-1], data[f"x_{split}"], labels[split])
+
+        return cells, params, loss
 
     def scores(
         self,
@@ -209,26 +229,46 @@ class PetriDish:
         With ``create_graph`` the result is differentiable in ``data`` (which defaults to
         the dish's own :attr:`data`) through the unrolled inner loop.
         """
-        data = self.data if data is None else data
-        y_train = data.get("t_train", self.y_train)
-        y_val = data.get("t_val", self.y_val)
-        cells = self.build(genotypes)
-        names = [n for n, _ in cells.named_parameters()]
-        m = cells.num_motifs
-        params = [p.detach().clone() for _, p in cells.named_parameters()]
-        params.append(self.readout0.expand(m, -1, -1).clone())
-
-        def loss(ps: list[torch.Tensor], x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-            weights = dict(zip(names, ps[:-1], strict=True))
-            return self.task_loss(cells, weights, ps[-1], x, labels)
-
-        on_train = self.score == "train"
-        x_score, y_score = (data["x_train"], y_train) if on_train else (data["x_val"], y_val)
+        _, params, loss = self._start(genotypes, self.data if data is None else data)
         return train_then_score(
-            lambda ps: loss(ps, data["x_train"], y_train).sum(),
-            lambda ps: loss(ps, x_score, y_score),
+            lambda ps: loss(ps, "train"),
+            lambda ps: loss(ps, self.score),
             params,
             self.inner_steps,
             self.inner_lr,
             create_graph,
         )
+
+    def feature_names(self) -> list[str]:
+        """The columns of :meth:`trajectory`."""
+        steps = range(self.inner_steps + 1)
+        return (
+            [f"train_loss_{k}" for k in steps]
+            + [f"val_loss_{k}" for k in steps]
+            + [f"log_grad_norm_{k}" for k in steps[:-1]]
+        )
+
+    def trajectory(self, genotypes: Sequence[Genotype]) -> torch.Tensor:
+        """The motifs' inner training as features ``[M, F]`` (:meth:`feature_names`): the
+        loss on the training and on the validation samples before every step and after the
+        last, and the log norm of every step's gradient (cell and readout); NaN or inf where a
+        motif diverged. The last loss on the ``score`` samples is :meth:`scores`' value."""
+        cells, params, loss = self._start(genotypes, self.data)
+        names = [n for n, _ in cells.named_parameters()]
+        train, val, grad = [], [], []
+
+        def observe(ps: list[torch.Tensor], losses: torch.Tensor, grads: tuple) -> None:
+            train.append(losses.detach())
+            with torch.no_grad():
+                val.append(loss(ps, "val"))
+                named = {n: g for n, g in zip(names, grads) if g is not None}
+                sq = cells.motif_sq_norms(named) + grads[-1].pow(2).sum(dim=(1, 2))
+                grad.append(0.5 * sq.log())
+
+        with torch.enable_grad():
+            on_train = partial(loss, split="train")
+            final = unrolled_adam(on_train, params, self.inner_steps, self.inner_lr, False, observe)
+        with torch.no_grad():
+            train.append(loss(final, "train"))
+            val.append(loss(final, "val"))
+        return torch.cat([torch.stack(train, 1), torch.stack(val, 1), torch.stack(grad, 1)], 1)

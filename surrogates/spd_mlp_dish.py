@@ -99,7 +99,7 @@ class MLPDish:
 
         xt, yt, xv, yv = (per_model(t) for t in (x_train, self.y_train, x_val, self.y_val))
         return train_then_score(
-            lambda ps: self.task_loss(act, ps, xt, yt).sum(),
+            lambda ps: self.task_loss(act, ps, xt, yt),
             lambda ps: self.task_loss(act, ps, xv, yv),
             [per_model(p) for p in self.init],
             self.inner_steps,

@@ -1,8 +1,12 @@
-"""Shared inputs of the surrogate tests: distinct sampled cells and a known target."""
+"""Shared inputs of the surrogate tests: sampled cells, known targets, a diverging cell."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from search_spaces import SearchSpace
+from search_spaces.base import RecurrentCell
+from search_spaces.darts_rnn import DartsRNNSpace
 
 
 def unique_sample(space, n, seed):
@@ -19,3 +23,35 @@ def synthetic(space, g) -> float:
     """A known function of the tokens: relu count plus half the links to node 0, plus 1."""
     toks = space.tokens(g)
     return 1.0 + toks.count("act_relu") + 0.5 * toks.count("in0")
+
+
+def motifs(space: SearchSpace, n: int, seed: int = 0) -> list:
+    """``n`` sampled genotypes (repeats allowed)."""
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def known_objective(genotypes: list) -> np.ndarray:
+    """A ground truth that is a known function of the motif (its activation counts)."""
+    return np.array(
+        [
+            1.0 + sum(a == "identity" for a, _ in g) + 0.5 * sum(a == "sigmoid" for a, _ in g)
+            for g in genotypes
+        ]
+    )
+
+
+BAD = (("identity", 0), ("tanh", 1), ("relu", 0))
+
+
+class ExplodingSpace(DartsRNNSpace):
+    """darts_rnn in which the cell ``BAD`` outputs inf (it 'diverges' in any dish)."""
+
+    def build_cell(self, genotype, input_size, hidden_size) -> RecurrentCell:
+        cell = super().build_cell(genotype, input_size, hidden_size)
+        if genotype == BAD:
+            forward = cell.forward
+            cell.forward = lambda x, s, mask=None: (forward(x, s, mask)[0] * np.inf, s)
+        return cell
+
+    build_cell_batch = SearchSpace.build_cell_batch  # the stacked fallback, with build_cell
