@@ -24,9 +24,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from common.devices import resolve_device
 from search_spaces import RecurrentCell, get_space
 from search_spaces.darts_rnn import ACTIVATIONS, DartsCell
-from surrogates.devices import resolve_device
 from surrogates.ptb_model import RNNModel
 
 NTOKEN, BATCH, BPTT = 10_000, 64, 35

@@ -3,7 +3,7 @@
 It holds what a resumed run needs to continue exactly: the state at the start of the
 current step (population, logbook, hall of fame, RNG states, the fitted surrogate's state),
 every ground-truth result and the cells in flight. DEAP objects and RNG states are written as
-plain values and rebuilt on reading; everything goes through :mod:`surrogates.statefile`, so
+plain values and rebuilt on reading; everything goes through :mod:`common.statefile`, so
 reading a checkpoint never runs code. A damaged checkpoint (truncated, empty, not JSON, of the
 wrong shape) is refused in one line naming the file; when the latest is damaged or missing,
 the previous generation (``checkpoint.prev.json``) is used instead, with a warning.
@@ -30,13 +30,13 @@ from pydantic import (
     ValidationError,
 )
 
+from common.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 from evo_nas.config import first_line
 from evo_nas.evolution import genotype_of, make_individual, same_key
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
 from search_spaces import Genotype, SearchSpace
 from surrogates import Result
-from surrogates.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 
 FORMAT = "evo-nas checkpoint"
 VERSION = 2

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from common.statefile import StateError
 from evo_nas.config import ConfigError
 from evo_nas.runlock import RunDirError
-from surrogates.statefile import StateError
 
 #: what ``run`` and ``resume`` report in one line (exit status 2) instead of a traceback
 _REFUSALS = (ConfigError, RunDirError, StateError)

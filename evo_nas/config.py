@@ -24,9 +24,10 @@ from pydantic import (
     model_validator,
 )
 
+from common.registry import UnknownNameError
 from evo_nas.yaml_input import YAMLInputError
 from evo_nas.yaml_input import read_yaml as _read_yaml
-from search_spaces import SPACES, GenotypeError, SearchSpace, UnknownNameError
+from search_spaces import SPACES, GenotypeError, SearchSpace
 from surrogates import GROUND_TRUTHS, SURROGATES, GroundTruth, Surrogate
 
 

@@ -27,6 +27,7 @@ from deap import tools
 from scipy.stats import kendalltau
 from tqdm import tqdm
 
+from common.statefile import dumps
 from evo_nas.checkpoint import (
     HALL_OF_FAME_SIZE,
     Checkpoint,
@@ -68,7 +69,6 @@ from evo_nas.steady_state import run_steady_state
 from evo_nas.tensorboard_log import TensorBoardLog
 from search_spaces import Genotype, SearchSpace
 from search_spaces.pool import PoolSpace
-from surrogates.statefile import dumps
 
 
 def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:

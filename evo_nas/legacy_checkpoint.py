@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.statefile import StateError, dumps, encode
 from evo_nas.checkpoint import (
     CheckpointError,
     RngStates,
@@ -27,7 +28,6 @@ from evo_nas.checkpoint import (
 from evo_nas.config import ConfigError, build_space, first_line, parse_config
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
-from surrogates.statefile import StateError, dumps, encode
 
 
 class PickleWarning(UserWarning):

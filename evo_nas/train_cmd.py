@@ -14,8 +14,9 @@ import click
 import yaml
 from tqdm import tqdm
 
-from search_spaces import GenotypeError, UnknownNameError, get_space
-from surrogates.data_files import DataError
+from common.data_files import DataError
+from common.registry import UnknownNameError
+from search_spaces import GenotypeError, get_space
 from surrogates.digits_data import fetch_mnist
 from surrogates.ptb_corpus import fetch_ptb
 from surrogates.ptb_trainer import PRESETS, PTBTrainer

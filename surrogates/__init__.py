@@ -8,7 +8,7 @@ Third-party packages add entries through the entry-point groups ``evo_nas.surrog
 
 from __future__ import annotations
 
-from search_spaces import Registry
+from common.registry import Registry
 from surrogates.base import GroundTruth, Result, Surrogate, finite_targets
 
 SURROGATES = Registry(

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.batched_mlp import mlp_logits, normal_mlp_weights
+from common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace, seeded_generator
 from surrogates.base import GroundTruth, Result
-from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
-from surrogates.devices import resolve_device
 from surrogates.digits_data import (
     DigitSplits,
     check_split_fractions,

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import GroundTruth, Result
-from surrogates.devices import resolve_device
 from surrogates.ptb_corpus import Corpus, batchify, get_batch, load_corpus, ptb_dir, verify_ptb
 from surrogates.ptb_model import RNNModel, build_model
 

@@ -17,11 +17,12 @@ import torch
 from click.testing import CliRunner
 from sklearn.tree import DecisionTreeRegressor
 
+from common import statefile
 from evo_nas.cli import main
 from evo_nas.engine import run_search, start_run
 from evo_nas.legacy_checkpoint import plain_state
 from evo_nas.rundir import RunDir
-from surrogates import SURROGATES, statefile
+from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
 
 DATA = Path(__file__).parent / "data"

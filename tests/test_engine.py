@@ -9,12 +9,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from common import statefile
 from evo_nas.cli import main
 from evo_nas.config import ConfigError
 from evo_nas.engine import resume_search, run_search
 from evo_nas.rundir import RunDir
 from search_spaces import get_space
-from surrogates import GROUND_TRUTHS, GroundTruth, Result, statefile
+from surrogates import GROUND_TRUTHS, GroundTruth, Result
 
 
 def config(tmp_path, demo_table, **sections):

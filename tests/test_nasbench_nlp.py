@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from common import statefile
 from search_spaces import GenotypeError, get_space
 from search_spaces.nasbench_nlp_graph import relabel, sane, state_size
-from surrogates import GROUND_TRUTHS, statefile
+from surrogates import GROUND_TRUTHS
 from surrogates.nasbench_nlp import NasBenchNLPGroundTruth, read_runs
 
 GRU = {

@@ -8,8 +8,9 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+from common.registry import UnknownNameError
 from evo_nas.cli import main
-from search_spaces import SPACES, UnknownNameError, get_space
+from search_spaces import SPACES, get_space
 from surrogates import GROUND_TRUTHS, SURROGATES
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common import statefile
 from evo_nas.checkpoint import CheckpointWarning
 from evo_nas.engine import resume_search, run_search, start_run
 from evo_nas.executors import InlineExecutor
 from evo_nas.rundir import RunDir
-from surrogates import SURROGATES, statefile
+from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
 
 

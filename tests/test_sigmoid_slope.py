@@ -16,10 +16,10 @@ import yaml
 from click.testing import CliRunner
 from scipy.stats import rankdata, spearmanr
 
+from common.data_files import DataError, md5sum
 from evo_nas.train_cmd import data as data_group
 from search_spaces import GenotypeError, get_space
 from search_spaces.sigmoid_slope import SigmoidSlopeSpace
-from surrogates.data_files import DataError, md5sum
 from surrogates.digits_data import (
     MNIST_FILES,
     fetch_mnist,
