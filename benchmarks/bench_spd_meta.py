@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_predictors import ok_cells, parse_options, split  # noqa: E402
 
+from ground_truths import GROUND_TRUTHS  # noqa: E402
 from search_spaces import get_space  # noqa: E402
-from surrogates import GROUND_TRUTHS  # noqa: E402
 from surrogates.spd import PetriDishSurrogate  # noqa: E402
 
 

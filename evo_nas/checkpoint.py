@@ -35,8 +35,8 @@ from evo_nas.config import first_line
 from evo_nas.evolution import genotype_of, make_individual, same_key
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
+from ground_truths import Result
 from search_spaces import Genotype, SearchSpace
-from surrogates import Result
 
 FORMAT = "evo-nas checkpoint"
 VERSION = 2

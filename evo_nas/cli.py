@@ -191,8 +191,9 @@ def compare_search(config: Path, quiet: bool) -> None:
 @main.command(name="list")
 def list_() -> None:
     """Registered search spaces, surrogates and ground truths."""
+    from ground_truths import GROUND_TRUTHS
     from search_spaces import SPACES
-    from surrogates import GROUND_TRUTHS, SURROGATES
+    from surrogates import SURROGATES
 
     for title, reg in (
         ("search spaces", SPACES),

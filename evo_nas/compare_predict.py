@@ -34,10 +34,10 @@ from evo_nas.config import (
 from evo_nas.evaluation import isolated_rng
 from evo_nas.metrics import ranking_metrics
 from evo_nas.rundir import atomic_write_text
+from ground_truths import GroundTruth
+from ground_truths.table import TableError, parse_genotype_cell
 from search_spaces import Genotype, SearchSpace
 from search_spaces.pool import PoolSpace
-from surrogates import GroundTruth
-from surrogates.table import TableError, _parse_genotype_cell
 
 
 class SurrogateEntry(Component):
@@ -152,7 +152,7 @@ def _read_cells(path: Path, space: SearchSpace) -> list[tuple[Genotype, dict[str
         if "genotype" not in row:
             raise ConfigError(f"split: {path} row {n}: no 'genotype' column")
         try:
-            out.append((space.validate(_parse_genotype_cell(row["genotype"])), row))
+            out.append((space.validate(parse_genotype_cell(row["genotype"])), row))
         except ValueError as e:
             raise ConfigError(f"split: {path} row {n}: genotype: {e}") from None
     return out

@@ -27,8 +27,9 @@ from pydantic import (
 from common.registry import UnknownNameError
 from evo_nas.yaml_input import YAMLInputError
 from evo_nas.yaml_input import read_yaml as _read_yaml
+from ground_truths import GROUND_TRUTHS, GroundTruth
 from search_spaces import SPACES, GenotypeError, SearchSpace
-from surrogates import GROUND_TRUTHS, SURROGATES, GroundTruth, Surrogate
+from surrogates import SURROGATES, Surrogate
 
 
 class ConfigError(ValueError):

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from evo_nas.executors import Executor, WorkerLost, resolve_shared
+from ground_truths import GroundTruth, Result
 from search_spaces import Genotype, SearchSpace
-from surrogates import GroundTruth, Result
 
 
 @contextmanager

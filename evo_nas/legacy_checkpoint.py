@@ -8,6 +8,7 @@ The pickle is kept; the JSON checkpoint written beside it is read back before it
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 from pathlib import Path
@@ -34,6 +35,22 @@ class PickleWarning(UserWarning):
     """A pickle is about to be loaded (which can run code)."""
 
 
+#: classes that moved since format 1 was written: (module then, name) -> module now
+MOVED = {("surrogates.base", "Result"): "ground_truths.base"}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads a format-1 pickle, finding the classes that moved since at their new place."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED.get((module, name), module), name)
+
+
+def unpickle(data: bytes) -> Any:
+    """A format-1 pickle's content (this runs any code the pickle names)."""
+    return _Unpickler(io.BytesIO(data)).load()  # noqa: S301 (the opt-in conversion)
+
+
 def plain_state(value: Any) -> Any:
     """A format-1 surrogate state as a state tree: torch tensors as numpy arrays, tuples as
     lists, numpy scalars as Python numbers (anything else is left for the encoder to refuse)."""
@@ -54,7 +71,7 @@ def _convert(rd: RunDir, old: Any) -> tuple[bytes, Any, str]:
         raise ValueError("not a format-1 evo-nas checkpoint")
     cfg = parse_config(old["config"], rd.path.resolve())
     space = build_space(cfg)
-    boundary = dict(pickle.loads(old["boundary"]))  # noqa: S301 (the opt-in conversion)
+    boundary = dict(unpickle(old["boundary"]))
     rng = boundary.pop("rng")
     surrogate = boundary.pop("surrogate")
     note = ""
@@ -100,8 +117,7 @@ def convert_pickle_checkpoint(run_dir: Path) -> str:
             stacklevel=2,
         )
         try:
-            with src.open("rb") as fh:
-                old = pickle.load(fh)  # noqa: S301 (the opt-in conversion)
+            old = unpickle(src.read_bytes())
             data, space, note = _convert(rd, old)
         except ConfigError as e:
             raise RunDirError(f"{src}: its config is not valid now ({e})") from None

@@ -20,7 +20,7 @@ from sklearn.tree import DecisionTreeRegressor
 from common import statefile
 from evo_nas.cli import main
 from evo_nas.engine import run_search, start_run
-from evo_nas.legacy_checkpoint import plain_state
+from evo_nas.legacy_checkpoint import plain_state, unpickle
 from evo_nas.rundir import RunDir
 from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
@@ -422,8 +422,8 @@ def test_a_pickle_checkpoint_converts_only_when_asked_and_resumes_exactly(tmp_pa
 
 def test_a_pickled_surrogate_state_that_is_not_data_is_refitted(tmp_path):
     rd = _v1_run(tmp_path)
-    old = pickle.loads(rd.pickle_checkpoint_path.read_bytes())
-    boundary = pickle.loads(old["boundary"])
+    old = unpickle(rd.pickle_checkpoint_path.read_bytes())
+    boundary = unpickle(old["boundary"])
     boundary["surrogate"] = {"seed": 5, "estimator": DecisionTreeRegressor()}
     old["boundary"] = pickle.dumps(boundary)
     rd.pickle_checkpoint_path.write_bytes(pickle.dumps(old))

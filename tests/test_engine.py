@@ -14,8 +14,8 @@ from evo_nas.cli import main
 from evo_nas.config import ConfigError
 from evo_nas.engine import resume_search, run_search
 from evo_nas.rundir import RunDir
+from ground_truths import GROUND_TRUTHS, GroundTruth, Result
 from search_spaces import get_space
-from surrogates import GROUND_TRUTHS, GroundTruth, Result
 
 
 def config(tmp_path, demo_table, **sections):
@@ -210,7 +210,7 @@ class Retrainer(GroundTruth):
 
     def __init__(self, space, path: str = "", seed: int = 0):
         super().__init__(space)
-        from surrogates.table import TableGroundTruth
+        from ground_truths.table import TableGroundTruth
 
         self.table = TableGroundTruth(space, path)
         self.seed = seed

@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from common.registry import UnknownNameError
 from evo_nas.cli import main
+from ground_truths import GROUND_TRUTHS
 from search_spaces import SPACES, get_space
-from surrogates import GROUND_TRUTHS, SURROGATES
+from surrogates import SURROGATES
 
 
 def test_builtins_are_listed():

@@ -18,15 +18,15 @@ from scipy.stats import rankdata, spearmanr
 
 from common.data_files import DataError, md5sum
 from evo_nas.train_cmd import data as data_group
-from search_spaces import GenotypeError, get_space
-from search_spaces.sigmoid_slope import SigmoidSlopeSpace
-from surrogates.digits_data import (
+from ground_truths.digits_data import (
     MNIST_FILES,
     fetch_mnist,
     load_digits_splits,
     load_mnist_splits,
 )
-from surrogates.mlp_classifier import MLPClassifierGroundTruth
+from ground_truths.mlp_classifier import MLPClassifierGroundTruth
+from search_spaces import GenotypeError, get_space
+from search_spaces.sigmoid_slope import SigmoidSlopeSpace
 from surrogates.spd import PetriDishSurrogate
 from surrogates.spd_mlp_dish import MLPDish
 

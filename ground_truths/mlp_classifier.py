@@ -22,14 +22,14 @@ from torch import nn
 
 from common.batched_mlp import mlp_logits, normal_mlp_weights
 from common.devices import resolve_device
-from search_spaces import Genotype, SearchSpace, seeded_generator
-from surrogates.base import GroundTruth, Result
-from surrogates.digits_data import (
+from ground_truths.base import GroundTruth, Result
+from ground_truths.digits_data import (
     DigitSplits,
     check_split_fractions,
     load_digits_splits,
     load_mnist_splits,
 )
+from search_spaces import Genotype, SearchSpace, seeded_generator
 
 Progress = Callable[[dict[str, Any]], None]
 _EVAL_BATCH = 2048

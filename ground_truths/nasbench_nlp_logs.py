@@ -23,8 +23,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from common import statefile
+from ground_truths.base import GroundTruth, Result
 from search_spaces import Genotype, GenotypeError, SearchSpace
-from surrogates.base import GroundTruth, Result
 
 Metric = Literal["val_ppl", "test_ppl", "train_ppl", "val_loss", "test_loss", "train_loss"]
 DEFAULT_FILE = Path("nasbench-nlp") / "ptb_single_run_dev.zip"
