@@ -27,7 +27,8 @@ from torch.nn import functional as F
 from common.devices import resolve_device
 from ground_truths.ptb_model import RNNModel
 from search_spaces import RecurrentCell, get_space
-from search_spaces.darts_rnn import ACTIVATIONS, DartsCell
+from search_spaces.darts_ops import ACTIVATIONS
+from search_spaces.darts_rnn import DartsCell
 
 NTOKEN, BATCH, BPTT = 10_000, 64, 35
 
