@@ -42,7 +42,7 @@ def main() -> None:
 )
 def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
     """Run the search described by CONFIG (a search.yaml)."""
-    from evo_nas.engine import check_config, run_search
+    from evo_nas.launch import check_config, run_search
 
     if check:
         try:
@@ -63,7 +63,7 @@ def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def resume(run_dir: Path, quiet: bool) -> None:
     """Continue the run in RUN_DIR where it stopped."""
-    from evo_nas.engine import resume_search
+    from evo_nas.launch import resume_search
 
     try:
         best = resume_search(run_dir, progress=False if quiet else None)

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from evo_nas.config import (
     Component,
     ConfigError,
+    Section,
     Seed,
-    _Section,
     construct,
     read_yaml,
     resolve_component,
@@ -50,7 +50,7 @@ class SurrogateEntry(Component):
         return self.label or self.name
 
 
-class TestSetSection(_Section):
+class TestSetSection(Section):
     """The fixed test set: uniform over the table's cells, or mutants of good cells."""
 
     kind: Literal["uniform", "mutants"] = "uniform"
@@ -59,7 +59,7 @@ class TestSetSection(_Section):
     parents_percent: PositiveFloat = 5.0
 
 
-class SplitSection(_Section):
+class SplitSection(Section):
     """An explicit split to replay: train/test files, or one file with a split column."""
 
     train: Path | None = None
@@ -74,7 +74,7 @@ class SplitSection(_Section):
         return self
 
 
-class PredictCompareConfig(_Section):
+class PredictCompareConfig(Section):
     """A whole ``compare predict`` YAML."""
 
     name: str = "compare_predict"

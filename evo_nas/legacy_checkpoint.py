@@ -20,15 +20,15 @@ import torch
 from common.statefile import StateError, dumps, encode
 from evo_nas.checkpoint import (
     CheckpointError,
-    RngStates,
     boundary_json,
     checkpoint_bytes,
     read_checkpoint,
     record_json,
 )
-from evo_nas.config import ConfigError, build_space, first_line, parse_config
+from evo_nas.config import ConfigError, build_space, first_line, parse_run_config
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
+from evo_nas.search_state import RngStates, SearchState
 
 
 class PickleWarning(UserWarning):
@@ -69,7 +69,7 @@ def _convert(rd: RunDir, old: Any) -> tuple[bytes, Any, str]:
     """(checkpoint.json bytes, the space, a note) from an unpickled format-1 checkpoint."""
     if not isinstance(old, dict) or old.get("version") != 1:
         raise ValueError("not a format-1 evo-nas checkpoint")
-    cfg = parse_config(old["config"], rd.path.resolve())
+    cfg = parse_run_config(old["config"], rd.path)
     space = build_space(cfg)
     boundary = dict(unpickle(old["boundary"]))
     rng = boundary.pop("rng")
@@ -85,7 +85,7 @@ def _convert(rd: RunDir, old: Any) -> tuple[bytes, Any, str]:
     rngs = RngStates(tuple(rng["python"]), dict(rng["numpy"]), rng["torch"])
     data = checkpoint_bytes(
         dumps(old["config"], "config"),
-        boundary_json(boundary, space, rngs, surrogate),
+        boundary_json(SearchState(**boundary), space, rngs, surrogate),
         [record_json(r) for r in old["records"]],
         dict(old.get("in_flight", {})),
         int(old["events_written"]),

@@ -19,7 +19,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from common import statefile
 from evo_nas.cli import main
-from evo_nas.engine import run_search, start_run
+from evo_nas.launch import run_search, start_run
 from evo_nas.legacy_checkpoint import plain_state, unpickle
 from evo_nas.rundir import RunDir
 from surrogates import SURROGATES
@@ -293,7 +293,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, demo_ta
 
 
 def test_an_asynchronous_run_killed_at_its_first_result_resumes(tmp_path, demo_table):
-    rd = _killed_run(tmp_path, demo_table, at=1, execution={"asynchronous": True})
+    search = {**_config(tmp_path, demo_table)["search"], "strategy": "steady_state"}
+    rd = _killed_run(tmp_path, demo_table, at=1, search=search)
     result = _resume(rd)
     assert result.exit_code == 0, result.output
     keys = [r["key"] for r in rd.read_evaluations()]

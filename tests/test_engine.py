@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 
 import pytest
 import yaml
@@ -11,8 +12,9 @@ from click.testing import CliRunner
 
 from common import statefile
 from evo_nas.cli import main
-from evo_nas.config import ConfigError
-from evo_nas.engine import resume_search, run_search
+from evo_nas.config import ConfigError, SearchSection
+from evo_nas.engine import STRATEGIES
+from evo_nas.launch import resume_search, run_search
 from evo_nas.rundir import RunDir
 from ground_truths import GROUND_TRUTHS, GroundTruth, Result
 from search_spaces import get_space
@@ -328,3 +330,8 @@ def test_in_process_training_reports_to_the_progress_bar(tmp_path, demo_table):
     finally:
         GROUND_TRUTHS.unregister("reporting")
     assert len(ReportingGroundTruth.reported) == 8 and all(ReportingGroundTruth.reported)
+
+
+def test_every_strategy_the_config_can_name_is_wired():
+    names = typing.get_args(SearchSection.model_fields["strategy"].annotation)
+    assert sorted(STRATEGIES) == sorted(names)

@@ -82,7 +82,7 @@ def test_entry_point_plugin_is_found_and_usable_by_a_search(installed_plugin, tm
     space = get_space("three_nodes")
     assert space.nodes == 3
     # and the whole engine accepts it by name
-    from evo_nas.engine import run_search
+    from evo_nas.launch import run_search
 
     table = tmp_path / "t.csv"
     table.write_text('genotype,objective\n"tanh0 relu1 tanh2",1.0\n"relu0 relu1 relu2",2.0\n')

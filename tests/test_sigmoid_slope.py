@@ -307,7 +307,7 @@ def test_mlp_dishes_batched_together_match_each_dish_alone(space):
 
 
 def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path, capsys):
-    from evo_nas.engine import run_search
+    from evo_nas.launch import run_search
 
     cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
     cfg["output_dir"] = str(tmp_path)
