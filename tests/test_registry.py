@@ -54,13 +54,21 @@ def installed_plugin(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text(
         textwrap.dedent(
             """
+            from ground_truths.table import TableGroundTruth
             from search_spaces.darts_rnn import DartsRNNSpace
+            from surrogates.random_surrogate import RandomSurrogate
 
             class ThreeNodeSpace(DartsRNNSpace):
                 name = "three_nodes"
 
                 def __init__(self, output: str = "all") -> None:
                     super().__init__(nodes=3, output=output)
+
+            class PluginTable(TableGroundTruth):
+                pass
+
+            class PluginRandom(RandomSurrogate):
+                pass
             """
         )
     )
@@ -71,17 +79,20 @@ def installed_plugin(tmp_path, monkeypatch):
     )
     (info / "entry_points.txt").write_text(
         "[evo_nas.search_spaces]\nthree_nodes = evo_nas_plugin_demo:ThreeNodeSpace\n"
+        "[evo_nas.ground_truths]\nplugin_table = evo_nas_plugin_demo:PluginTable\n"
+        "[evo_nas.surrogates]\nplugin_random = evo_nas_plugin_demo:PluginRandom\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("evo_nas_plugin_demo", None)
 
 
-def test_entry_point_plugin_is_found_and_usable_by_a_search(installed_plugin, tmp_path):
+def test_entry_point_plugins_are_found_and_usable_by_a_search(installed_plugin, tmp_path):
     assert "three_nodes" in SPACES.names()
+    assert "plugin_table" in GROUND_TRUTHS.names() and "plugin_random" in SURROGATES.names()
     space = get_space("three_nodes")
     assert space.nodes == 3
-    # and the whole engine accepts it by name
+    # and the whole engine accepts them by name
     from evo_nas.launch import run_search
 
     table = tmp_path / "t.csv"
@@ -91,7 +102,8 @@ def test_entry_point_plugin_is_found_and_usable_by_a_search(installed_plugin, tm
             "name": "plugin",
             "output_dir": str(tmp_path / "runs"),
             "space": "three_nodes",
-            "ground_truth": {"name": "table", "options": {"path": str(table)}},
+            "ground_truth": {"name": "plugin_table", "options": {"path": str(table)}},
+            "surrogate": "plugin_random",
             "search": {"algorithm": "random", "offspring": 2, "initial": ["tanh0 relu1 tanh2"]},
             "budget": {"evaluations": 5},
         },
