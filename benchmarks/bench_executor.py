@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evo_nas.engine import run_search
+from evo_nas.launch import run_search
 from evo_nas.rundir import RunDir
 from search_spaces import get_space
 
@@ -41,15 +41,22 @@ def make_table(path: Path, seed: int = 0) -> None:
 
 
 def measure(table: Path, out: Path, asynchronous: bool, evaluations: int, workers: int) -> dict:
+    strategy = "steady_state" if asynchronous else "generational"
     cfg = {
         "name": "async" if asynchronous else "sync",
         "output_dir": str(out),
         "seed": 0,
         "space": {"name": "darts_rnn", "options": {"nodes": 4}},
         "ground_truth": {"name": "table", "options": {"path": str(table), "cost_scale": 0.1}},
-        "search": {"algorithm": "regularized", "population": 8, "sample": 3, "offspring": workers},
+        "search": {
+            "strategy": strategy,
+            "algorithm": "regularized",
+            "population": 8,
+            "sample": 3,
+            "offspring": workers,
+        },
         "budget": {"evaluations": evaluations},
-        "execution": {"workers": workers, "asynchronous": asynchronous},
+        "execution": {"workers": workers},
     }
     start = time.perf_counter()
     run_search(cfg, progress=False)

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from evo_nas.engine import run_search
+from evo_nas.launch import run_search
+from ground_truths.nasbench_nlp_logs import NasBenchNLPGroundTruth
 from search_spaces import get_space
-from surrogates.nasbench_nlp import NasBenchNLPGroundTruth
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nbnlp_search.yaml"
 

@@ -1,37 +1,41 @@
-"""How well surrogates rank unseen cells of a table ground truth (NASLib's predictor protocol).
+"""How well surrogates rank unseen cells: ``evo-nas compare predict`` from the command line.
 
-One fixed test set of ``--test-size`` OK cells; per seed, one random order of the other OK
-cells whose prefixes are the training sets of the ``--sizes``; every surrogate is fitted on
-each training set and ranks the test set. Prints a markdown table of Kendall tau, Spearman
-rho, precision at the top 10 %, fit time and query time per cell (mean +- std over seeds).
+The grid of :mod:`evo_nas.compare_predict` (NASLib's predictor protocol): one fixed test set
+of ``--test-size`` OK cells of a table ground truth; per seed, one random order of the other
+OK cells, whose prefixes are the training sets of the ``--sizes``; every surrogate fitted on
+each training set ranks the test set. Prints the comparison's summary (Kendall tau, Spearman
+rho, precision at the top 10 %, fit time; mean +- std over seeds); ``--out`` holds every
+file ``compare predict`` writes (results.csv, predictions.csv, summary.md, plots).
 
     python benchmarks/bench_predictors.py                        # NAS-Bench-NLP developer split
-    python benchmarks/bench_predictors.py --surrogates spd,nao --set nao.epochs=200 \\
-        --sizes 10,50 --seeds 3 --out runs/bench_predictors.json
+    python benchmarks/bench_predictors.py --surrogates spd,spd0=spd --set spd0.meta_steps=0 \\
+        --sizes 10,50 --seeds 3 --out runs/bench_spd
 
-Surrogates are any names of the SURROGATES registry; ``--set name.key=value`` passes an
-option (the value is read as YAML: 3, 0.1, 1e-3, true, cpu) to the constructor of ``name``,
-checked and converted as a config file's options are.
+``--surrogates`` lists registry names, each optionally under a label (``spd0=spd``: the
+surrogate ``spd``, reported as ``spd0``); ``--set label.key=value`` passes an option (the
+value is read as YAML: 3, 0.1, 1e-3, true, cpu) to the constructor of that entry, checked and
+converted as a config file's options are (``space.key=value``, ``ground_truth.key=value`` for
+those). A finished (surrogate, size, seed) cell is saved in ``--out`` at once and reused by a
+later run into the same folder, so a killed run resumes, and seeds run as separate processes
+(``--seeds 0-2``, ``--seeds 3-4``) are summarised together by a run over all of them; give a
+new ``--out`` when the options change.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
-from evo_nas.config import Component, ConfigError, construct, validated_options
-from evo_nas.metrics import ranking_metrics
+from evo_nas.compare_predict import PredictCompareConfig, run_predict_comparison
+from evo_nas.config import ConfigError, validate_model
 
-METRICS = ("kendall_tau", "spearman_rho", "precision_top10", "fit_s", "query_ms_per_cell")
+#: the components ``--set`` may address besides the surrogates
+COMPONENTS = ("space", "ground_truth")
 
 
 def parse_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
@@ -44,6 +48,18 @@ def parse_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
             raise SystemExit(f"--set expects name.key=value, got '{pair}'")
         out[name][key] = yaml.safe_load(value)
     return dict(out)
+
+
+def parse_surrogates(text: str) -> list[tuple[str, str]]:
+    """``"spd,spd0=spd"`` -> ``[("spd", "spd"), ("spd0", "spd")]``: (label, registry name)."""
+    out = []
+    for item in text.split(","):
+        label, sep, name = item.partition("=")
+        label, name = label.strip(), (name if sep else label).strip()
+        if not label or not name:
+            raise SystemExit(f"--surrogates expects NAME or LABEL=NAME, got '{item}'")
+        out.append((label, name))
+    return out
 
 
 def seeds_arg(text: str) -> list[int]:
@@ -59,112 +75,57 @@ def seeds_arg(text: str) -> list[int]:
     return seeds
 
 
-def ok_cells(gt: Any) -> tuple[list[Any], list[tuple[Any, float]]]:
-    """Every cell of a table ground truth, and (genotype, objective) of those that trained."""
-    cells = gt.genotypes()
-    results = gt.evaluate(cells)
-    ok = [(g, r.objective) for g, r in zip(cells, results, strict=True) if r.status == "ok"]
-    return cells, ok
-
-
-def split(
-    ok_cells: list[Any], test_size: int, sizes: list[int], seeds: list[int], test_seed: int
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """Test indices (one draw) and, per seed, the training order (prefixes are the sets)."""
-    if test_size + max(sizes) > len(ok_cells):
-        raise SystemExit(f"{len(ok_cells)} OK cells cannot hold {test_size} test + {max(sizes)}")
-    order = np.random.default_rng(test_seed).permutation(len(ok_cells))
-    test, pool = order[:test_size], order[test_size:]
-    train = {s: np.random.default_rng(s).permutation(pool)[: max(sizes)] for s in seeds}
-    return test, train
-
-
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every (surrogate, size, seed) fit and its figures on the test set."""
+def comparison(args: argparse.Namespace) -> PredictCompareConfig:
+    """The ``compare predict`` config the arguments describe."""
     options = parse_options(args.set)
-    names = args.surrogates.split(",")
-    unknown = set(options) - set(names) - {"space", "ground_truth"}
+    entries = parse_surrogates(args.surrogates)
+    labels = [label for label, _ in entries]
+    unknown = set(options) - set(labels) - set(COMPONENTS)
     if unknown:
         raise SystemExit(f"--set names {sorted(unknown)} are not among the surrogates")
-    for name in names:  # a wrong option fails now, not after the data has loaded
-        validated_options("surrogate", Component(name=name, options=options.get(name, {})))
-    space = construct("space", Component(name=args.space, options=options.get("space", {})))
-    gt_entry = Component(name=args.ground_truth, options=options.get("ground_truth", {}))
-    gt = construct("ground_truth", gt_entry, space=space)
-    cells, ok = ok_cells(gt)
-    print(f"{len(cells)} cells, {len(ok)} OK; test set {args.test_size}, sizes {args.sizes}")
-    test_idx, train_idx = split(ok, args.test_size, args.sizes, args.seeds, args.test_seed)
-    test_g = [ok[i][0] for i in test_idx]
-    test_y = np.array([ok[i][1] for i in test_idx])
-
-    rows = []
-    grid = [(n, size, s) for s in args.seeds for size in args.sizes for n in names]
-    for name, size, seed in tqdm(grid, desc="fits"):
-        train = [ok[i] for i in train_idx[seed][:size]]
-        entry = Component(name=name, options=options.get(name, {}))
-        model = construct("surrogate", entry, space=space, seed=seed)
-        t0 = time.perf_counter()
-        model.fit([g for g, _ in train], [y for _, y in train])
-        t1 = time.perf_counter()
-        pred = np.asarray(model.predict(test_g), dtype=float)
-        t2 = time.perf_counter()
-        figures = ranking_metrics(test_y, pred, top_percents=(10.0,))
-        rows.append(
-            {
-                "surrogate": name,
-                "size": size,
-                "seed": seed,
-                **{k: figures[k] for k in METRICS[:3]},
-                "fit_s": t1 - t0,
-                "query_ms_per_cell": 1e3 * (t2 - t1) / len(test_g),
-                "predictions": pred.tolist(),
-            }
-        )
-    return rows
+    out = Path(args.out)
+    data = {
+        "name": out.name,
+        "output_dir": str(out.parent),
+        **{c: {"name": getattr(args, c), "options": options.get(c, {})} for c in COMPONENTS},
+        "surrogates": [
+            {"name": name, "label": label, "options": options.get(label, {})}
+            for label, name in entries
+        ],
+        "sizes": args.sizes,
+        "seeds": args.seeds,
+        "test": {"kind": args.test_kind, "size": args.test_size, "seed": args.test_seed},
+        "n_jobs": args.n_jobs,
+    }
+    return validate_model(PredictCompareConfig, data)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """Markdown table, one line per (surrogate, size): mean +- std over seeds."""
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        groups[(r["surrogate"], r["size"])].append(r)
-    lines = [
-        "| surrogate | N | Kendall tau | Spearman rho | precision@10% | fit s | query ms/cell |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for (name, size), rs in groups.items():
-        cols = []
-        for m in METRICS:
-            v = np.array([r[m] for r in rs])
-            digits = 3 if m != "query_ms_per_cell" else 4
-            cols.append(f"{v.mean():.{digits}f} +- {v.std():.{digits}f}")
-        lines.append(f"| {name} | {size} | " + " | ".join(cols) + " |")
-    return "\n".join(lines)
-
-
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--surrogates", default="nao,params,forest,random")
+    p.add_argument("--surrogates", default="nao,params,forest,random", metavar="[LABEL=]NAME,...")
     p.add_argument("--sizes", default="10,25,50,100", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--seeds", default="5", type=seeds_arg, help="n (seeds 0..n-1) or a-b")
     p.add_argument("--test-size", default=1000, type=int)
     p.add_argument("--test-seed", default=12345, type=int)
+    p.add_argument("--test-kind", default="uniform", choices=("uniform", "mutants"))
     p.add_argument("--space", default="nasbench_nlp")
     p.add_argument("--ground-truth", default="nasbench_nlp")
-    p.add_argument("--set", action="append", default=[], metavar="NAME.KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="LABEL.KEY=VALUE")
     p.add_argument("--threads", default=1, type=int, help="torch CPU threads (default 1)")
-    p.add_argument("--out", type=Path, help="write every row, predictions included, as JSON")
-    args = p.parse_args()
+    p.add_argument("--n-jobs", default=1, type=int, help="grid cells at once (processes)")
+    p.add_argument("--out", default="runs/bench_predictors", help="the comparison's folder")
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
     torch.set_num_threads(args.threads)
     try:
-        rows = run(args)
+        out = run_predict_comparison(comparison(args))
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None
-    print(table(rows))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {**vars(args), "out": str(args.out)}
-        args.out.write_text(json.dumps({"args": meta, "rows": rows}))
+    print((out / "summary.md").read_text(), end="")
 
 
 if __name__ == "__main__":

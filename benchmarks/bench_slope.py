@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
+from ground_truths.mlp_classifier import MLPClassifierGroundTruth
 from search_spaces.sigmoid_slope import SigmoidSlopeSpace
-from surrogates.mlp_classifier import MLPClassifierGroundTruth
 from surrogates.spd import PetriDishSurrogate
 
 TRAIN_RANGE = (0.37, 1.53)

@@ -1,6 +1,6 @@
 """What the Petri dish's meta-learning does to seen and unseen cells, step by step.
 
-For each seed: the training cells and test cells of ``bench_predictors.py``'s protocol (one
+For each seed: the training cells and test cells of ``evo-nas compare predict``'s protocol (one
 fixed test set of OK NAS-Bench-NLP developer cells, ``--size`` training cells per seed); the
 dish is fitted with ``meta_steps`` 0, then each of ``--steps`` (a fit's first k steps do not
 depend on how many follow, so these are points of one trajectory), and the table gives
@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_predictors import ok_cells, parse_options, split  # noqa: E402
+from bench_predictors import parse_options  # noqa: E402
 
-from search_spaces import get_space  # noqa: E402
-from surrogates import GROUND_TRUTHS  # noqa: E402
+from evo_nas.compare_predict import PredictCompareConfig, draw_sets  # noqa: E402
+from evo_nas.config import construct, validate_model  # noqa: E402
 from surrogates.spd import PetriDishSurrogate  # noqa: E402
 
 
@@ -44,13 +44,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # bench_predictors' name.key=value parser, every key an option of the dish
     options = parse_options([f"spd.{pair}" for pair in args.set]).get("spd", {})
-    space = get_space("nasbench_nlp")
-    _, ok = ok_cells(GROUND_TRUTHS.create("nasbench_nlp", space=space))
-    test_idx, train_idx = split(ok, args.test_size, [args.size], args.seeds, args.test_seed)
-    test_g, test_y = [ok[i][0] for i in test_idx], [ok[i][1] for i in test_idx]
+    cfg = validate_model(
+        PredictCompareConfig,
+        {
+            "space": "nasbench_nlp",
+            "ground_truth": "nasbench_nlp",
+            "surrogates": ["spd"],
+            "sizes": [args.size],
+            "seeds": args.seeds,
+            "test": {"size": args.test_size, "seed": args.test_seed},
+        },
+    )
+    space = construct("space", cfg.space)
+    test, orders = draw_sets(cfg, space, construct("ground_truth", cfg.ground_truth, space=space))
+    test_g, test_y = [g for g, _ in test], [y for _, y in test]
     print("| seed | meta steps | train tau | train outer loss | test tau |\n|---|---|---|---|---|")
     for seed in tqdm(args.seeds, desc="seeds"):
-        train = [ok[i] for i in train_idx[seed]]
+        train = orders[seed][: args.size]
         train_g, train_y = [g for g, _ in train], [y for _, y in train]
         for k in [0, *args.steps]:
             spd = PetriDishSurrogate(space, seed=seed, **{**options, "meta_steps": k})

@@ -24,10 +24,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from common.devices import resolve_device
+from ground_truths.ptb_model import RNNModel
 from search_spaces import RecurrentCell, get_space
-from search_spaces.darts_rnn import ACTIVATIONS, DartsCell
-from surrogates.devices import resolve_device
-from surrogates.ptb_model import RNNModel
+from search_spaces.darts_ops import ACTIVATIONS
+from search_spaces.darts_rnn import DartsCell
 
 NTOKEN, BATCH, BPTT = 10_000, 64, 35
 

@@ -3,7 +3,7 @@
 It holds what a resumed run needs to continue exactly: the state at the start of the
 current step (population, logbook, hall of fame, RNG states, the fitted surrogate's state),
 every ground-truth result and the cells in flight. DEAP objects and RNG states are written as
-plain values and rebuilt on reading; everything goes through :mod:`surrogates.statefile`, so
+plain values and rebuilt on reading; everything goes through :mod:`common.statefile`, so
 reading a checkpoint never runs code. A damaged checkpoint (truncated, empty, not JSON, of the
 wrong shape) is refused in one line naming the file; when the latest is damaged or missing,
 the previous generation (``checkpoint.prev.json``) is used instead, with a warning.
@@ -11,6 +11,7 @@ the previous generation (``checkpoint.prev.json``) is used instead, with a warni
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import warnings
@@ -30,17 +31,17 @@ from pydantic import (
     ValidationError,
 )
 
+from common.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 from evo_nas.config import first_line
-from evo_nas.evolution import genotype_of, make_individual, same_key
+from evo_nas.evolution import genotype_of, make_individual
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
+from evo_nas.search_state import RngStates, SearchState, hall_of_fame
+from ground_truths import Result
 from search_spaces import Genotype, SearchSpace
-from surrogates import Result
-from surrogates.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 
 FORMAT = "evo-nas checkpoint"
 VERSION = 2
-HALL_OF_FAME_SIZE = 10
 
 
 class CheckpointError(RunDirError):
@@ -49,15 +50,6 @@ class CheckpointError(RunDirError):
 
 class CheckpointWarning(UserWarning):
     """A checkpoint problem that the run recovered from (what it did is in the message)."""
-
-
-@dataclass
-class RngStates:
-    """The engine's three generators: python's ``random``, numpy's Generator, torch's CPU one."""
-
-    python: tuple[Any, ...]
-    numpy: dict[str, Any]
-    torch: torch.Tensor
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -78,19 +70,18 @@ def _individual(ind: Any, space: SearchSpace) -> dict[str, Any]:
     return {"genotype": _json(space, genotype_of(ind)), "fitness": list(ind.fitness.values)}
 
 
-def boundary_json(
-    state: dict[str, Any], space: SearchSpace, rng: RngStates, surrogate: Any
-) -> bytes:
+def boundary_json(state: SearchState, space: SearchSpace, rng: RngStates, surrogate: Any) -> bytes:
     """The step's starting state as JSON (DEAP objects as plain values)."""
     plain: dict[str, Any] = {}
-    for name, value in state.items():
+    for f in dataclasses.fields(state):
+        name, value = f.name, getattr(state, f.name)
         if name in ("population", "hof"):
             plain[name] = [_individual(i, space) for i in value]
         elif name == "logbook":
             plain[name] = [dict(row) for row in value]
         elif name == "round_seen":
             plain[name] = {k: [_json(space, g), p] for k, (g, p) in value.items()}
-        elif name == "queue":
+        elif name == "queue" and value is not None:
             plain[name] = [[p, k, _json(space, g)] for p, k, g in value]
         else:
             plain[name] = value
@@ -184,11 +175,11 @@ class _Boundary(_Model):
     stale: NonNegativeInt
     reason: str
     records_at_boundary: NonNegativeInt
-    # set once they are first needed (absent before)
-    fitted: bool | None = None
+    # absent from the checkpoints of earlier versions until first needed
+    fitted: bool = False
     queue: list[tuple[float, str, Any]] | None = None
-    since_fit: NonNegativeInt | None = None
-    since_log: NonNegativeInt | None = None
+    since_fit: NonNegativeInt = 0
+    since_log: NonNegativeInt = 0
     rng: _Rng
     surrogate: Any
 
@@ -232,7 +223,7 @@ class Checkpoint:
 
     path: Path
     config: dict[str, Any]
-    state: dict[str, Any]
+    state: SearchState
     rng: RngStates
     surrogate: Any
     records: list[dict[str, Any]]
@@ -284,32 +275,40 @@ def _rng(saved: _Rng) -> RngStates:
     return RngStates(py, saved.numpy, state)
 
 
-def _state(space: SearchSpace, b: _Boundary) -> dict[str, Any]:
-    """The engine's boundary state with DEAP objects rebuilt as they were."""
+def _state(space: SearchSpace, b: _Boundary) -> SearchState:
+    """The boundary state with DEAP objects rebuilt as they were."""
     logbook = tools.Logbook()
     for row in b.logbook:
         logbook.record(**row)
-    hof = tools.HallOfFame(HALL_OF_FAME_SIZE, similar=same_key)
+    hof = hall_of_fame()
     hof.items = _individuals(space, b.hof, "boundary.hof")
     hof.keys = [ind.fitness for ind in reversed(hof.items)]  # ascending, as insert keeps them
-    state = {
-        name: getattr(b, name)
-        for name in _Boundary.model_fields
-        if name in b.model_fields_set and name not in ("rng", "surrogate")
-    }
-    state["population"] = _individuals(space, b.population, "boundary.population")
-    state["logbook"] = logbook
-    state["hof"] = hof
-    state["round_seen"] = {
-        k: (_genotype(space, g, f"boundary.round_seen[{k!r}]"), p)
-        for k, (g, p) in b.round_seen.items()
-    }
+    queue = None
     if b.queue is not None:
-        state["queue"] = [
+        queue = [
             (p, k, _genotype(space, g, f"boundary.queue[{i}]"))
             for i, (p, k, g) in enumerate(b.queue)
         ]
-    return state
+    return SearchState(
+        phase=b.phase,
+        round=b.round,
+        generation=b.generation,
+        gen_in_round=b.gen_in_round,
+        population=_individuals(space, b.population, "boundary.population"),
+        round_seen={
+            k: (_genotype(space, g, f"boundary.round_seen[{k!r}]"), p)
+            for k, (g, p) in b.round_seen.items()
+        },
+        logbook=logbook,
+        hof=hof,
+        stale=b.stale,
+        reason=b.reason,
+        records_at_boundary=b.records_at_boundary,
+        fitted=b.fitted,
+        queue=queue,
+        since_fit=b.since_fit,
+        since_log=b.since_log,
+    )
 
 
 def _records(space: SearchSpace, records: list[_Record]) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from common.statefile import StateError
 from evo_nas.config import ConfigError
 from evo_nas.runlock import RunDirError
-from surrogates.statefile import StateError
 
 #: what ``run`` and ``resume`` report in one line (exit status 2) instead of a traceback
 _REFUSALS = (ConfigError, RunDirError, StateError)
@@ -42,7 +42,7 @@ def main() -> None:
 )
 def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
     """Run the search described by CONFIG (a search.yaml)."""
-    from evo_nas.engine import check_config, run_search
+    from evo_nas.launch import check_config, run_search
 
     if check:
         try:
@@ -63,7 +63,7 @@ def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def resume(run_dir: Path, quiet: bool) -> None:
     """Continue the run in RUN_DIR where it stopped."""
-    from evo_nas.engine import resume_search
+    from evo_nas.launch import resume_search
 
     try:
         best = resume_search(run_dir, progress=False if quiet else None)
@@ -191,8 +191,9 @@ def compare_search(config: Path, quiet: bool) -> None:
 @main.command(name="list")
 def list_() -> None:
     """Registered search spaces, surrogates and ground truths."""
+    from ground_truths import GROUND_TRUTHS
     from search_spaces import SPACES
-    from surrogates import GROUND_TRUTHS, SURROGATES
+    from surrogates import SURROGATES
 
     for title, reg in (
         ("search spaces", SPACES),

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from evo_nas.config import (
     Component,
     ConfigError,
+    Section,
     Seed,
-    _Section,
     construct,
     read_yaml,
     resolve_component,
@@ -34,10 +34,10 @@ from evo_nas.config import (
 from evo_nas.evaluation import isolated_rng
 from evo_nas.metrics import ranking_metrics
 from evo_nas.rundir import atomic_write_text
+from ground_truths import GroundTruth
+from ground_truths.table import TableError, parse_genotype_cell
 from search_spaces import Genotype, SearchSpace
 from search_spaces.pool import PoolSpace
-from surrogates import GroundTruth
-from surrogates.table import TableError, _parse_genotype_cell
 
 
 class SurrogateEntry(Component):
@@ -50,7 +50,7 @@ class SurrogateEntry(Component):
         return self.label or self.name
 
 
-class TestSetSection(_Section):
+class TestSetSection(Section):
     """The fixed test set: uniform over the table's cells, or mutants of good cells."""
 
     kind: Literal["uniform", "mutants"] = "uniform"
@@ -59,7 +59,7 @@ class TestSetSection(_Section):
     parents_percent: PositiveFloat = 5.0
 
 
-class SplitSection(_Section):
+class SplitSection(Section):
     """An explicit split to replay: train/test files, or one file with a split column."""
 
     train: Path | None = None
@@ -74,7 +74,7 @@ class SplitSection(_Section):
         return self
 
 
-class PredictCompareConfig(_Section):
+class PredictCompareConfig(Section):
     """A whole ``compare predict`` YAML."""
 
     name: str = "compare_predict"
@@ -152,7 +152,7 @@ def _read_cells(path: Path, space: SearchSpace) -> list[tuple[Genotype, dict[str
         if "genotype" not in row:
             raise ConfigError(f"split: {path} row {n}: no 'genotype' column")
         try:
-            out.append((space.validate(_parse_genotype_cell(row["genotype"])), row))
+            out.append((space.validate(parse_genotype_cell(row["genotype"])), row))
         except ValueError as e:
             raise ConfigError(f"split: {path} row {n}: genotype: {e}") from None
     return out

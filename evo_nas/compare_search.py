@@ -19,8 +19,8 @@ from tqdm import tqdm
 from evo_nas.config import (
     Component,
     ConfigError,
+    Section,
     Seed,
-    _Section,
     build_ground_truth,
     build_space,
     parse_config,
@@ -28,12 +28,12 @@ from evo_nas.config import (
     validate_model,
     validated_options,
 )
-from evo_nas.engine import resume_search, run_search
+from evo_nas.launch import resume_search, run_search
 from evo_nas.report import best_so_far
 from evo_nas.rundir import RunDir, atomic_write_text
 
 
-class MethodEntry(_Section):
+class MethodEntry(Section):
     """One way to search: a surrogate (or none) and overrides of the search sections."""
 
     label: str
@@ -49,7 +49,7 @@ class MethodEntry(_Section):
         return {"name": value} if isinstance(value, str) else value
 
 
-class SearchCompareConfig(_Section):
+class SearchCompareConfig(Section):
     """A whole ``compare search`` YAML."""
 
     name: str = "compare_search"

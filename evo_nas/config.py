@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,20 +19,27 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    TypeAdapter,
     ValidationError,
     create_model,
     field_validator,
     model_validator,
 )
 
+from common.registry import UnknownNameError
 from evo_nas.yaml_input import YAMLInputError
 from evo_nas.yaml_input import read_yaml as _read_yaml
-from search_spaces import SPACES, GenotypeError, SearchSpace, UnknownNameError
-from surrogates import GROUND_TRUTHS, SURROGATES, GroundTruth, Surrogate
+from ground_truths import GROUND_TRUTHS, GroundTruth
+from search_spaces import SPACES, GenotypeError, SearchSpace
+from surrogates import SURROGATES, Surrogate
 
 
 class ConfigError(ValueError):
     """A configuration mistake, described in one line."""
+
+
+class DeprecatedKeyWarning(FutureWarning):
+    """A config key that still works under its old name; the message gives the new one."""
 
 
 #: a seed of python, numpy and torch alike (numpy's legacy seeding takes 32 bits, and the
@@ -46,11 +54,13 @@ MAX_COUNT = 1024
 Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A config mapping whose unknown keys are refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class Component(_Section):
+class Component(Section):
     """A registry entry by name, with the options passed to its constructor."""
 
     name: str
@@ -61,9 +71,10 @@ def _name_only(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
-class SearchSection(_Section):
+class SearchSection(Section):
     """How candidates are proposed."""
 
+    strategy: Literal["generational", "steady_state"] = "generational"
     algorithm: Literal["regularized", "mu_plus_lambda", "random"] = "regularized"
     generator: Literal["mutation", "nao"] = "mutation"
     population: Size = 20
@@ -83,8 +94,17 @@ class SearchSection(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _steady_state_is_not_generational(self) -> SearchSection:
+        if self.strategy == "steady_state" and self.algorithm == "mu_plus_lambda":
+            raise ValueError(
+                "strategy steady_state works with regularized or random search, "
+                "not mu_plus_lambda (a generational algorithm)"
+            )
+        return self
 
-class SurrogateLoopSection(_Section):
+
+class SurrogateLoopSection(Section):
     """The outer loop of surrogate-assisted search (ignored with ``surrogate: none``)."""
 
     warmup: Size = 10
@@ -93,7 +113,7 @@ class SurrogateLoopSection(_Section):
     explore: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
 
 
-class BudgetSection(_Section):
+class BudgetSection(Section):
     """When the search stops: ground-truth evaluations and/or wall time."""
 
     evaluations: PositiveInt | None = 100
@@ -106,7 +126,7 @@ class BudgetSection(_Section):
         return self
 
 
-class ExecutionSection(_Section):
+class ExecutionSection(Section):
     """Where and how ground-truth evaluations run."""
 
     backend: Literal["local", "dask", "ray"] = "local"
@@ -116,17 +136,16 @@ class ExecutionSection(_Section):
     gpus_per_task: Annotated[float, Field(ge=0, le=MAX_COUNT)] = 0.0
     retries: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2
     timeout_s: PositiveFloat | None = None
-    asynchronous: bool = False
 
 
-class LoggingSection(_Section):
+class LoggingSection(Section):
     """What the run shows while it works."""
 
     progress: bool = True
     tensorboard: bool = False
 
 
-class FinalSection(_Section):
+class FinalSection(Section):
     """Retrain the best cells of a finished search with another ground truth (and seeds)."""
 
     top_k: Size = 3
@@ -136,7 +155,7 @@ class FinalSection(_Section):
     _normalise = field_validator("ground_truth", mode="before")(_name_only)
 
 
-class SearchConfig(_Section):
+class SearchConfig(Section):
     """A whole ``search.yaml``."""
 
     name: str = "search"
@@ -153,15 +172,6 @@ class SearchConfig(_Section):
     final: FinalSection | None = None
 
     _normalise_space = field_validator("space", "ground_truth", mode="before")(_name_only)
-
-    @model_validator(mode="after")
-    def _async_needs_steady_state(self) -> SearchConfig:
-        if self.execution.asynchronous and self.search.algorithm == "mu_plus_lambda":
-            raise ValueError(
-                "execution.asynchronous works with regularized or random search, "
-                "not mu_plus_lambda (a generational algorithm)"
-            )
-        return self
 
     @field_validator("surrogate", mode="before")
     @classmethod
@@ -192,7 +202,8 @@ def _first_error(err: ValidationError) -> str:
         if "input" in e and not isinstance(e["input"], (dict, list)):
             msg += f" (got {e['input']!r})"
     more = len(err.errors()) - 1
-    return f"{loc}: {msg}" + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+    where = f"{loc}: " if loc else ""
+    return where + msg + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
 
 
 def validate_model(model: type[BaseModel], data: Any) -> Any:
@@ -211,9 +222,50 @@ def resolve_component(section: str, comp: Component | None, base_dir: Path) -> N
         comp.options = _resolve_paths(section, comp, base_dir)
 
 
+def upgrade_config(data: Any) -> Any:
+    """``data`` with the deprecated ``execution.asynchronous`` replaced by ``search.strategy``
+    (true: ``steady_state``, false: ``generational``); ``data`` itself when it has no such key.
+
+    Also applied to the config a checkpoint holds, so that runs started before the rename
+    resume (their config then matches the config.yaml beside them)."""
+    execution = data.get("execution") if isinstance(data, dict) else None
+    if not isinstance(execution, dict) or "asynchronous" not in execution:
+        return data
+    try:
+        asynchronous = TypeAdapter(bool).validate_python(execution["asynchronous"])
+    except ValidationError:
+        raise ConfigError(
+            f"execution.asynchronous: expected true or false (got {execution['asynchronous']!r})"
+        ) from None
+    upgraded = {**data, "execution": {k: v for k, v in execution.items() if k != "asynchronous"}}
+    search = data.get("search", {})
+    if isinstance(search, dict):
+        strategy = "steady_state" if asynchronous else "generational"
+        given = search.get("strategy", strategy)
+        if given != strategy:
+            raise ConfigError(
+                f"execution.asynchronous: {str(asynchronous).lower()} contradicts "
+                f"search.strategy: {given} (drop the deprecated key)"
+            )
+        upgraded["search"] = {**search, "strategy": strategy}
+    return upgraded
+
+
 def parse_config(data: Any, base_dir: Path) -> SearchConfig:
-    """Validate a config mapping; relative paths are taken from ``base_dir``."""
-    cfg = validate_model(SearchConfig, data)
+    """Validate a config mapping; relative paths are taken from ``base_dir``.
+
+    The deprecated ``execution.asynchronous`` still works, with a :class:`DeprecatedKeyWarning`.
+    """
+    upgraded = upgrade_config(data)
+    if upgraded is not data:
+        search = upgraded.get("search")
+        new = f"search.strategy: {search['strategy']}" if isinstance(search, dict) else "strategy"
+        warnings.warn(
+            f"execution.asynchronous is deprecated: write {new} instead",
+            DeprecatedKeyWarning,
+            stacklevel=2,
+        )
+    cfg = validate_model(SearchConfig, upgraded)
     if not cfg.output_dir.is_absolute():
         cfg.output_dir = (base_dir / cfg.output_dir).resolve()
     for section in ("space", "ground_truth", "surrogate"):
@@ -221,6 +273,12 @@ def parse_config(data: Any, base_dir: Path) -> SearchConfig:
     if cfg.final is not None:
         resolve_component("ground_truth", cfg.final.ground_truth, base_dir)
     return cfg
+
+
+def parse_run_config(data: Any, run_dir: Path) -> SearchConfig:
+    """A run directory's ``config.yaml`` (or a checkpoint's config): the config a run
+    resolved and wrote itself, so keys renamed since it was written are upgraded silently."""
+    return parse_config(upgrade_config(data), run_dir.resolve())
 
 
 def read_yaml(path: Path | str) -> Any:

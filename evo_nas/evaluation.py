@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from evo_nas.executors import Executor, WorkerLost, resolve_shared
+from ground_truths import GroundTruth, Result
 from search_spaces import Genotype, SearchSpace
-from surrogates import GroundTruth, Result
 
 
 @contextmanager
@@ -224,3 +224,22 @@ class GroundTruthCache:
         """The record with the lowest objective (the earliest among equals)."""
         finite = [r for r in self.records if np.isfinite(r["result"].objective)]
         return min(finite, key=lambda r: (r["result"].objective, r["index"])) if finite else None
+
+    def best_summary(self) -> dict[str, Any] | None:
+        """The best record as ``best.json`` holds it (None before any finite result)."""
+        best = self.best()
+        if best is None:
+            return None
+        res = best["result"]
+        return {
+            "key": best["key"],
+            "genotype": best["genotype"],
+            "describe": self.space.describe(self.space.from_json(best["genotype"])),
+            "objective": res.objective,
+            "status": res.status,
+            "metrics": res.metrics,
+            "found_at_evaluation": best["index"],
+            "phase": best["phase"],
+            "round": best["round"],
+            "evaluations": len(self.records),
+        }

@@ -11,19 +11,20 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from evo_nas.config import build_final_ground_truth
-from evo_nas.evaluation import isolated_rng
-from evo_nas.rundir import atomic_write_text, to_jsonable
+from evo_nas.config import SearchConfig, build_final_ground_truth
+from evo_nas.evaluation import Record, isolated_rng
+from evo_nas.rundir import RunDir, atomic_write_text, to_jsonable
+from ground_truths import Result
+from search_spaces import SearchSpace
 
-if TYPE_CHECKING:
-    from evo_nas.engine import SearchEngine
 
-
-def _done(path: Any) -> dict[tuple[str, int], dict[str, Any]]:
+def _done(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     out = {}
     if path.exists():
         for line in path.read_text().splitlines():
@@ -42,11 +43,19 @@ def _stat(values: list[float]) -> dict[str, float | None]:
     return {"mean": float(np.mean(finite)), "std": float(np.std(finite))}
 
 
-def run_final_stage(engine: SearchEngine) -> dict[str, Any]:
-    """Retrain the best cells; returns (and writes) the summary."""
-    cfg, run_dir = engine.cfg, engine.run_dir
+def run_final_stage(
+    cfg: SearchConfig,
+    space: SearchSpace,
+    records: list[Record],
+    run_dir: RunDir,
+    emit: Callable[[dict[str, Any]], None],
+) -> dict[str, Any]:
+    """Retrain the best of the search's ``records``; returns (and writes) the summary.
+
+    ``emit`` records a ``final`` event per (cell, seed).
+    """
     assert cfg.final is not None
-    finite = [r for r in engine.cache.records if math.isfinite(r["result"].objective)]
+    finite = [r for r in records if math.isfinite(r["result"].objective)]
     top = sorted(finite, key=lambda r: (r["result"].objective, r["index"]))[: cfg.final.top_k]
     log = run_dir.path / "final.jsonl"
     done = _done(log)
@@ -54,15 +63,15 @@ def run_final_stage(engine: SearchEngine) -> dict[str, Any]:
         todo = [r for r in top if (r["key"], seed) not in done]
         if not todo:
             continue
-        gt = build_final_ground_truth(cfg, engine.space, seed)
+        gt = build_final_ground_truth(cfg, space, seed)
         gt.attach(run_dir.path / "final")
         for record in todo:
-            genotype = engine.space.from_json(record["genotype"])
+            genotype = space.from_json(record["genotype"])
             try:
                 with isolated_rng(seed):
                     result = gt.evaluate_one(genotype)
             except Exception as e:  # a broken training must not lose the others
-                result = type(record["result"]).failed(f"{type(e).__name__}: {e}")
+                result = Result.failed(f"{type(e).__name__}: {e}")
             row = {
                 "key": record["key"],
                 "seed": seed,
@@ -79,7 +88,7 @@ def run_final_stage(engine: SearchEngine) -> dict[str, Any]:
                 fh.flush()
                 os.fsync(fh.fileno())
             done[(record["key"], seed)] = to_jsonable(row)
-            engine._event(
+            emit(
                 {
                     "event": "final",
                     **{k: row[k] for k in ("key", "seed", "status")},

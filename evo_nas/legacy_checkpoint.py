@@ -8,6 +8,7 @@ The pickle is kept; the JSON checkpoint written beside it is read back before it
 
 from __future__ import annotations
 
+import io
 import pickle
 import warnings
 from pathlib import Path
@@ -16,22 +17,38 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.statefile import StateError, dumps, encode
 from evo_nas.checkpoint import (
     CheckpointError,
-    RngStates,
     boundary_json,
     checkpoint_bytes,
     read_checkpoint,
     record_json,
 )
-from evo_nas.config import ConfigError, build_space, first_line, parse_config
+from evo_nas.config import ConfigError, build_space, first_line, parse_run_config
 from evo_nas.rundir import RunDir
 from evo_nas.runlock import RunDirError
-from surrogates.statefile import StateError, dumps, encode
+from evo_nas.search_state import RngStates, SearchState
 
 
 class PickleWarning(UserWarning):
     """A pickle is about to be loaded (which can run code)."""
+
+
+#: classes that moved since format 1 was written: (module then, name) -> module now
+MOVED = {("surrogates.base", "Result"): "ground_truths.base"}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads a format-1 pickle, finding the classes that moved since at their new place."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED.get((module, name), module), name)
+
+
+def unpickle(data: bytes) -> Any:
+    """A format-1 pickle's content (this runs any code the pickle names)."""
+    return _Unpickler(io.BytesIO(data)).load()  # noqa: S301 (the opt-in conversion)
 
 
 def plain_state(value: Any) -> Any:
@@ -52,9 +69,9 @@ def _convert(rd: RunDir, old: Any) -> tuple[bytes, Any, str]:
     """(checkpoint.json bytes, the space, a note) from an unpickled format-1 checkpoint."""
     if not isinstance(old, dict) or old.get("version") != 1:
         raise ValueError("not a format-1 evo-nas checkpoint")
-    cfg = parse_config(old["config"], rd.path.resolve())
+    cfg = parse_run_config(old["config"], rd.path)
     space = build_space(cfg)
-    boundary = dict(pickle.loads(old["boundary"]))  # noqa: S301 (the opt-in conversion)
+    boundary = dict(unpickle(old["boundary"]))
     rng = boundary.pop("rng")
     surrogate = boundary.pop("surrogate")
     note = ""
@@ -68,7 +85,7 @@ def _convert(rd: RunDir, old: Any) -> tuple[bytes, Any, str]:
     rngs = RngStates(tuple(rng["python"]), dict(rng["numpy"]), rng["torch"])
     data = checkpoint_bytes(
         dumps(old["config"], "config"),
-        boundary_json(boundary, space, rngs, surrogate),
+        boundary_json(SearchState(**boundary), space, rngs, surrogate),
         [record_json(r) for r in old["records"]],
         dict(old.get("in_flight", {})),
         int(old["events_written"]),
@@ -100,8 +117,7 @@ def convert_pickle_checkpoint(run_dir: Path) -> str:
             stacklevel=2,
         )
         try:
-            with src.open("rb") as fh:
-                old = pickle.load(fh)  # noqa: S301 (the opt-in conversion)
+            old = unpickle(src.read_bytes())
             data, space, note = _convert(rd, old)
         except ConfigError as e:
             raise RunDirError(f"{src}: its config is not valid now ({e})") from None

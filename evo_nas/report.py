@@ -66,10 +66,10 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
 
 
 def _space_of(run_dir: Path) -> Any:
-    from evo_nas.config import build_space, parse_config
+    from evo_nas.config import build_space, parse_run_config
 
     rd = RunDir(run_dir)
-    return build_space(parse_config(rd.read_config(), rd.path.resolve()))
+    return build_space(parse_run_config(rd.read_config(), rd.path))
 
 
 def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:

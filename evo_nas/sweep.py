@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from evo_nas.checkpoint import read_surrogate_state
-from evo_nas.config import build_ground_truth, build_space, build_surrogate, parse_config
+from evo_nas.config import build_ground_truth, build_space, build_surrogate, parse_run_config
 from evo_nas.plots import plot_sweep
 from evo_nas.rundir import RunDir, atomic_write_text
 
@@ -21,7 +21,7 @@ from evo_nas.rundir import RunDir, atomic_write_text
 def sweep_run(run_dir: Path, points: int = 100, truth: bool = False) -> tuple[Path, Path]:
     """Predict (and with ``truth`` evaluate) ``points`` grid genotypes; return (csv, png)."""
     rd = RunDir(run_dir)
-    cfg = parse_config(rd.read_config(), rd.path.resolve())
+    cfg = parse_run_config(rd.read_config(), rd.path)
     space = build_space(cfg)
     try:
         grid = space.grid(points)

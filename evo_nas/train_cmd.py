@@ -14,11 +14,12 @@ import click
 import yaml
 from tqdm import tqdm
 
-from search_spaces import GenotypeError, UnknownNameError, get_space
-from surrogates.data_files import DataError
-from surrogates.digits_data import fetch_mnist
-from surrogates.ptb_corpus import fetch_ptb
-from surrogates.ptb_trainer import PRESETS, PTBTrainer
+from common.data_files import DataError
+from common.registry import UnknownNameError
+from ground_truths.digits_data import fetch_mnist
+from ground_truths.ptb_corpus import fetch_ptb
+from ground_truths.ptb_trainer import PRESETS, PTBTrainer
+from search_spaces import GenotypeError, get_space
 
 #: dataset name -> its verified fetch (source, dest)
 _FETCHERS = {"ptb": fetch_ptb, "mnist": fetch_mnist}

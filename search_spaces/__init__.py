@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.registry import Registry
 from search_spaces.base import (
     Genotype,
     GenotypeError,
@@ -15,7 +16,6 @@ from search_spaces.base import (
     SearchSpace,
     seeded_generator,
 )
-from search_spaces.registry import Registry, UnknownNameError
 
 SPACES = Registry(
     "search space",
@@ -38,9 +38,7 @@ __all__ = [
     "Genotype",
     "GenotypeError",
     "RecurrentCell",
-    "Registry",
     "SearchSpace",
-    "UnknownNameError",
     "get_space",
     "seeded_generator",
 ]

@@ -16,16 +16,9 @@ import torch
 from torch import nn
 
 from search_spaces.base import CellBatch, GenotypeError, RecurrentCell, SearchSpace
+from search_spaces.darts_ops import ACTIVATIONS, DartsGenotype
+from search_spaces.darts_rnn_batch import DartsCellBatch
 from search_spaces.recurrent_weight import RecurrentWeight
-
-DartsGenotype = tuple[tuple[str, int], ...]
-
-ACTIVATIONS: dict[str, Any] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "sigmoid": torch.sigmoid,
-    "identity": lambda z: z,
-}
 
 _NAMED = {
     "DARTS_V1": "relu0 relu1 tanh2 relu3 relu4 identity1 relu5 relu1",
@@ -245,9 +238,6 @@ class DartsRNNSpace(SearchSpace):
         seed: int | None = None,
     ) -> CellBatch:
         """All ``genotypes`` as one vectorised :class:`DartsCellBatch` (see the base class)."""
-        # imported here: darts_rnn_batch builds on this module's activations
-        from search_spaces.darts_rnn_batch import DartsCellBatch
-
         outputs = [self.output_nodes(g) for g in genotypes]
         return DartsCellBatch(genotypes, outputs, input_size, hidden_size, seed)
 

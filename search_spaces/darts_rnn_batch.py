@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from search_spaces.base import CellBatch
-from search_spaces.darts_rnn import ACTIVATIONS, DartsGenotype
+from search_spaces.darts_ops import ACTIVATIONS, DartsGenotype
 
 
 class DartsCellBatch(CellBatch):

@@ -23,9 +23,9 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
+from common.devices import resolve_device
 from search_spaces import Genotype, GenotypeError, SearchSpace
 from surrogates.base import Surrogate, finite_targets
-from surrogates.devices import resolve_device
 from surrogates.nao_model import EOS, N_SPECIAL, PAD, SOS, NAOModel
 
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from scipy.stats import rankdata, spearmanr
 
+from common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Surrogate, finite_targets
-from surrogates.devices import resolve_device
 from surrogates.dish_cache import FeatureCache
 from surrogates.readout import ResidualGP
 from surrogates.spd_dish import PetriDish, RNNDishOptions

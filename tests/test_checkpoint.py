@@ -17,11 +17,12 @@ import torch
 from click.testing import CliRunner
 from sklearn.tree import DecisionTreeRegressor
 
+from common import statefile
 from evo_nas.cli import main
-from evo_nas.engine import run_search, start_run
-from evo_nas.legacy_checkpoint import plain_state
+from evo_nas.launch import run_search, start_run
+from evo_nas.legacy_checkpoint import plain_state, unpickle
 from evo_nas.rundir import RunDir
-from surrogates import SURROGATES, statefile
+from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
 
 DATA = Path(__file__).parent / "data"
@@ -292,7 +293,8 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, demo_ta
 
 
 def test_an_asynchronous_run_killed_at_its_first_result_resumes(tmp_path, demo_table):
-    rd = _killed_run(tmp_path, demo_table, at=1, execution={"asynchronous": True})
+    search = {**_config(tmp_path, demo_table)["search"], "strategy": "steady_state"}
+    rd = _killed_run(tmp_path, demo_table, at=1, search=search)
     result = _resume(rd)
     assert result.exit_code == 0, result.output
     keys = [r["key"] for r in rd.read_evaluations()]
@@ -421,8 +423,8 @@ def test_a_pickle_checkpoint_converts_only_when_asked_and_resumes_exactly(tmp_pa
 
 def test_a_pickled_surrogate_state_that_is_not_data_is_refitted(tmp_path):
     rd = _v1_run(tmp_path)
-    old = pickle.loads(rd.pickle_checkpoint_path.read_bytes())
-    boundary = pickle.loads(old["boundary"])
+    old = unpickle(rd.pickle_checkpoint_path.read_bytes())
+    boundary = unpickle(old["boundary"])
     boundary["surrogate"] = {"seed": 5, "estimator": DecisionTreeRegressor()}
     old["boundary"] = pickle.dumps(boundary)
     rd.pickle_checkpoint_path.write_bytes(pickle.dumps(old))

@@ -15,11 +15,11 @@ from scipy import stats
 from evo_nas.cli import main
 from evo_nas.compare_predict import draw_sets, load_predict_config, run_predict_comparison
 from evo_nas.config import construct
-from evo_nas.engine import run_search
+from evo_nas.launch import run_search
 from evo_nas.metrics import precision_at_top, ranking_metrics
+from ground_truths.table import TableGroundTruth
 from search_spaces import get_space
 from surrogates import SURROGATES, Surrogate
-from surrogates.table import TableGroundTruth
 
 
 def test_metrics_agree_with_scipy():

@@ -52,6 +52,16 @@ BAD = [
     ({"search": {"initial": ["relu0 relu7 relu1 relu1"]}}, "search.initial[0]: node 2"),
     ({"ground_truth": {"options": {"delay_s": "slow"}}}, "ground_truth.options.delay_s"),
     ({"name": "a/b"}, "name: Value error"),
+    ({"search": {"strategy": "eager"}}, "search.strategy: Input should be"),
+    (
+        {"search": {"strategy": "steady_state", "algorithm": "mu_plus_lambda"}},
+        "search: strategy steady_state works with regularized or random search, not mu_plus",
+    ),
+    ({"execution": {"asynchronous": "maybe"}}, "execution.asynchronous: expected true or false"),
+    (
+        {"execution": {"asynchronous": True}, "search": {"strategy": "generational"}},
+        "execution.asynchronous: true contradicts search.strategy: generational",
+    ),
 ]
 
 
@@ -216,3 +226,28 @@ def test_check_validates_and_builds_but_writes_nothing(tmp_path, demo_table):
         tmp_path, _merge(GOOD, {"ground_truth": {"options": {"path": "nope.csv"}}}), demo_table
     )
     _refused(CliRunner().invoke(main, ["run", str(bad), "--check"]), "nope.csv: file not found")
+
+
+@pytest.mark.parametrize(
+    "asynchronous, strategy", [(True, "steady_state"), (False, "generational")]
+)
+def test_the_deprecated_asynchronous_key_still_chooses_the_strategy(
+    tmp_path, demo_table, asynchronous, strategy
+):
+    """``execution.asynchronous`` works as ``search.strategy`` does, with a warning that names
+    its replacement; the run directory's config holds the new key only."""
+    old = _write(tmp_path, _merge(GOOD, {"execution": {"asynchronous": asynchronous}}), demo_table)
+    result = CliRunner().invoke(main, ["run", str(old), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        f"warning: execution.asynchronous is deprecated: write search.strategy: {strategy} instead"
+    )
+    rd = RunDir(tmp_path / "runs" / "cfg")
+    written = rd.read_config()
+    assert written["search"]["strategy"] == strategy and "asynchronous" not in written["execution"]
+    by_old_key = rd.evaluations_path.read_text()
+
+    new = _write(tmp_path, _merge(GOOD, {"search": {"strategy": strategy}}), demo_table)
+    result = CliRunner().invoke(main, ["run", str(new), "--quiet", "--overwrite"])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    assert rd.evaluations_path.read_text() == by_old_key

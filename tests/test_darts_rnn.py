@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from search_spaces import GenotypeError, get_space
-from search_spaces.darts_rnn import ACTIVATIONS
+from search_spaces.darts_ops import ACTIVATIONS
 from search_spaces.recurrent_weight import RecurrentWeight
 
 V2 = "sigmoid0 relu1 relu1 identity1 tanh2 sigmoid5 tanh3 relu5"

@@ -8,9 +8,9 @@ import torch
 from scipy.stats import kendalltau
 from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
 
+from common import statefile
 from search_spaces import get_space
 from search_spaces.darts_rnn import DartsRNNSpace
-from surrogates import statefile
 from surrogates.readout import ResidualGP
 from surrogates.spd import PetriDishSurrogate
 from surrogates.spd_dish import PetriDish

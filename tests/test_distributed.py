@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evo_nas.engine import SearchEngine, run_search, start_run
+from evo_nas.engine import SearchEngine
+from evo_nas.launch import run_search, start_run
 from evo_nas.rundir import RunDir
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
 
-def config(tmp_path: Path, demo_table: Path, name: str, **execution) -> dict:
+def config(
+    tmp_path: Path, demo_table: Path, name: str, strategy: str = "generational", **execution
+) -> dict:
     return {
         "name": name,
         "output_dir": str(tmp_path / "runs"),
@@ -26,7 +29,7 @@ def config(tmp_path: Path, demo_table: Path, name: str, **execution) -> dict:
         "space": {"name": "darts_rnn", "options": {"nodes": 4}},
         "ground_truth": {"name": "table", "options": {"path": str(demo_table), "delay_s": 0.05}},
         "surrogate": "random",
-        "search": {"population": 6, "sample": 3, "offspring": 4},
+        "search": {"strategy": strategy, "population": 6, "sample": 3, "offspring": 4},
         "surrogate_loop": {"warmup": 6, "generations": 2, "promote": 4},
         "budget": {"evaluations": 18},
         "execution": execution,
@@ -60,7 +63,7 @@ def test_killed_dask_worker_is_retried_and_nothing_is_lost(tmp_path, demo_table)
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
-    original = engine._on_record
+    original = engine.cache.on_record
 
     def on_record(record):
         original(record)
@@ -79,7 +82,7 @@ def test_killed_dask_worker_is_retried_and_nothing_is_lost(tmp_path, demo_table)
 
 
 def test_killed_driver_resumes_and_requeues_in_flight_cells(tmp_path, demo_table):
-    cfg = config(tmp_path, demo_table, "driver", backend="dask", workers=2, asynchronous=True)
+    cfg = config(tmp_path, demo_table, "driver", "steady_state", backend="dask", workers=2)
     cfg["ground_truth"]["options"]["delay_s"] = 0.5
     cfg["budget"]["evaluations"] = 10
     path = tmp_path / "search.yaml"
@@ -113,7 +116,7 @@ def test_killed_driver_resumes_and_requeues_in_flight_cells(tmp_path, demo_table
 
 
 def test_asynchronous_local_search_keeps_workers_busy(tmp_path, demo_table):
-    cfg = config(tmp_path, demo_table, "async", workers=2, asynchronous=True)
+    cfg = config(tmp_path, demo_table, "async", "steady_state", workers=2)
     cfg["surrogate"] = "none"
     cfg["budget"]["evaluations"] = 20
     best = run_search(cfg, progress=False)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
+from common import statefile
 from evo_nas.cli import main
-from evo_nas.config import ConfigError
-from evo_nas.engine import resume_search, run_search
+from evo_nas.config import ConfigError, SearchSection
+from evo_nas.engine import STRATEGIES
+from evo_nas.launch import resume_search, run_search
 from evo_nas.rundir import RunDir
+from ground_truths import GROUND_TRUTHS, GroundTruth, Result
 from search_spaces import get_space
-from surrogates import GROUND_TRUTHS, GroundTruth, Result, statefile
 
 
 def config(tmp_path, demo_table, **sections):
@@ -209,7 +212,7 @@ class Retrainer(GroundTruth):
 
     def __init__(self, space, path: str = "", seed: int = 0):
         super().__init__(space)
-        from surrogates.table import TableGroundTruth
+        from ground_truths.table import TableGroundTruth
 
         self.table = TableGroundTruth(space, path)
         self.seed = seed
@@ -327,3 +330,8 @@ def test_in_process_training_reports_to_the_progress_bar(tmp_path, demo_table):
     finally:
         GROUND_TRUTHS.unregister("reporting")
     assert len(ReportingGroundTruth.reported) == 8 and all(ReportingGroundTruth.reported)
+
+
+def test_every_strategy_the_config_can_name_is_wired():
+    names = typing.get_args(SearchSection.model_fields["strategy"].annotation)
+    assert sorted(STRATEGIES) == sorted(names)

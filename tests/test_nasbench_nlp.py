@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from common import statefile
+from ground_truths import GROUND_TRUTHS
+from ground_truths.nasbench_nlp_logs import NasBenchNLPGroundTruth, read_runs
 from search_spaces import GenotypeError, get_space
 from search_spaces.nasbench_nlp_graph import relabel, sane, state_size
-from surrogates import GROUND_TRUTHS, statefile
-from surrogates.nasbench_nlp import NasBenchNLPGroundTruth, read_runs
 
 GRU = {
     "r": {"op": "linear", "input": ["x", "h_prev_0"]},
@@ -558,7 +559,7 @@ def test_the_parse_cache_is_data_and_a_crafted_one_runs_nothing(
         raise AssertionError("the logs were parsed again")
 
     with monkeypatch.context() as m:
-        m.setattr("surrogates.nasbench_nlp.read_runs", no_parse)
+        m.setattr("ground_truths.nasbench_nlp_logs.read_runs", no_parse)
         again = NasBenchNLPGroundTruth(space, zip_path)
     assert again.genotypes() == gt.genotypes() and len(again.runs) == len(gt.runs)
     for a, b in zip(again.runs[::500], gt.runs[::500]):

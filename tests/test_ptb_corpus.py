@@ -15,7 +15,7 @@ import torch
 from click.testing import CliRunner
 
 from evo_nas.train_cmd import data as data_group
-from surrogates.ptb_corpus import (
+from ground_truths.ptb_corpus import (
     PTB_FILES,
     CorpusError,
     batchify,

@@ -12,16 +12,16 @@ import torch
 from click.testing import CliRunner
 
 from evo_nas.train_cmd import train as train_cmd
-from search_spaces import get_space
-from surrogates import GROUND_TRUTHS
-from surrogates.ptb_corpus import load_corpus
-from surrogates.ptb_model import build_model
-from surrogates.ptb_trainer import (
+from ground_truths import GROUND_TRUTHS
+from ground_truths.ptb_corpus import load_corpus
+from ground_truths.ptb_model import build_model
+from ground_truths.ptb_trainer import (
     RESULTS_VERSION,
     PTBTrainer,
     _Averager,
     make_config,
 )
+from search_spaces import get_space
 
 SPACE = get_space("darts_rnn")
 
@@ -114,7 +114,7 @@ def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path, monk
     again.progress = lambda e: pytest.fail("trained a cached cell again")
     assert again.evaluate_one(V2) == result
     # results of an older model version are not reused
-    monkeypatch.setattr("surrogates.ptb_trainer.RESULTS_VERSION", RESULTS_VERSION + 1)
+    monkeypatch.setattr("ground_truths.ptb_trainer.RESULTS_VERSION", RESULTS_VERSION + 1)
     newer = PTBTrainer(SPACE, **options)
     newer.attach(tmp_path / "resumed")
     retrained = []

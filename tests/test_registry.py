@@ -8,9 +8,11 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
+from common.registry import UnknownNameError
 from evo_nas.cli import main
-from search_spaces import SPACES, UnknownNameError, get_space
-from surrogates import GROUND_TRUTHS, SURROGATES
+from ground_truths import GROUND_TRUTHS
+from search_spaces import SPACES, get_space
+from surrogates import SURROGATES
 
 
 def test_builtins_are_listed():
@@ -52,13 +54,21 @@ def installed_plugin(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text(
         textwrap.dedent(
             """
+            from ground_truths.table import TableGroundTruth
             from search_spaces.darts_rnn import DartsRNNSpace
+            from surrogates.random_surrogate import RandomSurrogate
 
             class ThreeNodeSpace(DartsRNNSpace):
                 name = "three_nodes"
 
                 def __init__(self, output: str = "all") -> None:
                     super().__init__(nodes=3, output=output)
+
+            class PluginTable(TableGroundTruth):
+                pass
+
+            class PluginRandom(RandomSurrogate):
+                pass
             """
         )
     )
@@ -69,18 +79,21 @@ def installed_plugin(tmp_path, monkeypatch):
     )
     (info / "entry_points.txt").write_text(
         "[evo_nas.search_spaces]\nthree_nodes = evo_nas_plugin_demo:ThreeNodeSpace\n"
+        "[evo_nas.ground_truths]\nplugin_table = evo_nas_plugin_demo:PluginTable\n"
+        "[evo_nas.surrogates]\nplugin_random = evo_nas_plugin_demo:PluginRandom\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("evo_nas_plugin_demo", None)
 
 
-def test_entry_point_plugin_is_found_and_usable_by_a_search(installed_plugin, tmp_path):
+def test_entry_point_plugins_are_found_and_usable_by_a_search(installed_plugin, tmp_path):
     assert "three_nodes" in SPACES.names()
+    assert "plugin_table" in GROUND_TRUTHS.names() and "plugin_random" in SURROGATES.names()
     space = get_space("three_nodes")
     assert space.nodes == 3
-    # and the whole engine accepts it by name
-    from evo_nas.engine import run_search
+    # and the whole engine accepts them by name
+    from evo_nas.launch import run_search
 
     table = tmp_path / "t.csv"
     table.write_text('genotype,objective\n"tanh0 relu1 tanh2",1.0\n"relu0 relu1 relu2",2.0\n')
@@ -89,7 +102,8 @@ def test_entry_point_plugin_is_found_and_usable_by_a_search(installed_plugin, tm
             "name": "plugin",
             "output_dir": str(tmp_path / "runs"),
             "space": "three_nodes",
-            "ground_truth": {"name": "table", "options": {"path": str(table)}},
+            "ground_truth": {"name": "plugin_table", "options": {"path": str(table)}},
+            "surrogate": "plugin_random",
             "search": {"algorithm": "random", "offspring": 2, "initial": ["tanh0 relu1 tanh2"]},
             "budget": {"evaluations": 5},
         },

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from common import statefile
 from evo_nas.checkpoint import CheckpointWarning
-from evo_nas.engine import resume_search, run_search, start_run
 from evo_nas.executors import InlineExecutor
+from evo_nas.launch import resume_search, run_search, start_run
 from evo_nas.rundir import RunDir
-from surrogates import SURROGATES, statefile
+from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
 
 
@@ -112,13 +113,13 @@ def test_asynchronous_checkpoints_hold_the_cells_the_workers_run(tmp_path, demo_
         "space": {"name": "darts_rnn", "options": {"nodes": 4}},
         "ground_truth": {"name": "table", "options": {"path": str(demo_table)}},
         "surrogate": "none",
-        "search": {"population": 4, "sample": 2, "offspring": 2},
+        "search": {"strategy": "steady_state", "population": 4, "sample": 2, "offspring": 2},
         "budget": {"evaluations": 10},
-        "execution": {"workers": 2, "asynchronous": True},
+        "execution": {"workers": 2},
     }
     engine, rd = start_run(cfg, progress=False)
     running = {}
-    original = engine._on_record
+    original = engine.cache.on_record
 
     def on_record(record):
         original(record)  # writes the checkpoint

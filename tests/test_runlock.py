@@ -62,7 +62,7 @@ def _wait_for_lock(proc: subprocess.Popen, rd: RunDir) -> None:
 
 @pytest.fixture
 def reference(tmp_path, demo_table) -> str:
-    from evo_nas.engine import run_search
+    from evo_nas.launch import run_search
 
     cfg = yaml.safe_load(_config(tmp_path, demo_table, "reference", 0.0).read_text())
     run_search(cfg, progress=False)

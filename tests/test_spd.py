@@ -10,12 +10,13 @@ import torch
 from scipy.stats import spearmanr
 from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
 
+from common import statefile
 from search_spaces import SearchSpace, get_space
 from search_spaces.base import StackedCells
 from search_spaces.darts_rnn import DartsRNNSpace
 from search_spaces.nasbench_nlp_batch import NasBenchNLPCellBatch
 from search_spaces.nasbench_nlp_graph import topological_order
-from surrogates import SURROGATES, statefile
+from surrogates import SURROGATES
 from surrogates.spd import PetriDishSurrogate
 
 #: one dish small enough for tests: 4-node cells, hidden 4, 5 inner steps, ranked by its own

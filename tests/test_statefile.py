@@ -10,9 +10,10 @@ import pytest
 import torch
 from surrogate_helpers import synthetic, unique_sample
 
+from common import statefile
+from common.statefile import StateError
 from search_spaces import get_space
-from surrogates import SURROGATES, statefile
-from surrogates.statefile import StateError
+from surrogates import SURROGATES
 
 
 def test_a_tree_round_trips_exactly():

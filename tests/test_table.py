@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from evo_nas.cli import main
+from ground_truths.table import TableError, TableGroundTruth, TableWarning
 from search_spaces import get_space
-from surrogates.table import TableError, TableGroundTruth, TableWarning
 
 SPACE = get_space("darts_rnn", nodes=3)
 

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from common.devices import resolve_device
+from ground_truths.base import GroundTruth, Result
+from ground_truths.ptb_corpus import Corpus, batchify, get_batch, load_corpus, ptb_dir, verify_ptb
+from ground_truths.ptb_model import RNNModel, build_model
 from search_spaces import Genotype, SearchSpace
-from surrogates.base import GroundTruth, Result
-from surrogates.devices import resolve_device
-from surrogates.ptb_corpus import Corpus, batchify, get_batch, load_corpus, ptb_dir, verify_ptb
-from surrogates.ptb_model import RNNModel, build_model
 
 Preset = Literal["paper", "cpu", "tiny"]
 Progress = Callable[[dict[str, Any]], None]

@@ -20,16 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_spaces import Genotype, SearchSpace, seeded_generator
-from surrogates.base import GroundTruth, Result
-from surrogates.batched_mlp import mlp_logits, normal_mlp_weights
-from surrogates.devices import resolve_device
-from surrogates.digits_data import (
+from common.batched_mlp import mlp_logits, normal_mlp_weights
+from common.devices import resolve_device
+from ground_truths.base import GroundTruth, Result
+from ground_truths.digits_data import (
     DigitSplits,
     check_split_fractions,
     load_digits_splits,
     load_mnist_splits,
 )
+from search_spaces import Genotype, SearchSpace, seeded_generator
 
 Progress = Callable[[dict[str, Any]], None]
 _EVAL_BATCH = 2048

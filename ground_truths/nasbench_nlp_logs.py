@@ -5,7 +5,7 @@ hold the same cell under other node names (the benchmark's generator drew repeat
 grouped by the space's canonical key and their OK runs averaged, which also averages out the
 seed noise. Parsing and canonicalising all logs takes a few seconds, so the result is cached
 in the user cache dir, keyed by the file's path, size and mtime: as data
-(:mod:`surrogates.statefile`, no pickle), since a cache file is read without being trusted.
+(:mod:`common.statefile`, no pickle), since a cache file is read without being trusted.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from common import statefile
+from ground_truths.base import GroundTruth, Result
 from search_spaces import Genotype, GenotypeError, SearchSpace
-from surrogates import statefile
-from surrogates.base import GroundTruth, Result
 
 Metric = Literal["val_ppl", "test_ppl", "train_ppl", "val_loss", "test_loss", "train_loss"]
 DEFAULT_FILE = Path("nasbench-nlp") / "ptb_single_run_dev.zip"

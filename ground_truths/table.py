@@ -10,8 +10,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ground_truths.base import STATUSES, GroundTruth, Result
 from search_spaces import Genotype, GenotypeError, SearchSpace
-from surrogates.base import STATUSES, GroundTruth, Result
 
 
 class TableError(ValueError):
@@ -22,7 +22,7 @@ class TableWarning(UserWarning):
     """Rows read in a way their writer may not have meant (recorded as diverged, or cut)."""
 
 
-def _parse_genotype_cell(text: Any) -> Any:
+def parse_genotype_cell(text: Any) -> Any:
     """A CSV cell holds JSON; a bare string that is not JSON is taken as it is."""
     if not isinstance(text, str):
         return text
@@ -96,7 +96,7 @@ class TableGroundTruth(GroundTruth):
             if "genotype" not in row or "objective" not in row:
                 raise TableError(f"{where}: needs 'genotype' and 'objective'")
             try:
-                g = self.space.validate(_parse_genotype_cell(row["genotype"]))
+                g = self.space.validate(parse_genotype_cell(row["genotype"]))
             except GenotypeError as e:
                 raise TableError(f"{where}: genotype: {e}") from None
             status = str(row.get("status") or "ok")
