@@ -42,7 +42,8 @@ def main() -> None:
 )
 def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
     """Run the search described by CONFIG (a search.yaml)."""
-    from evo_nas.launch import check_config, run_search
+    from evo_nas.launch import check_config, start_run
+    from evo_nas.report import cost_line
 
     if check:
         try:
@@ -52,10 +53,12 @@ def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
         click.echo(f"{config}: valid (a run writes {rd.path})")
         return
     try:
-        best = run_search(config, overwrite=overwrite, progress=False if quiet else None)
+        engine, rd = start_run(config, overwrite=overwrite, progress=False if quiet else None)
+        best = engine.run()
     except _REFUSALS as e:
         _fail(str(e))
     _print_best(best)
+    click.echo(cost_line(rd.path))
 
 
 @main.command()
@@ -64,12 +67,14 @@ def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
 def resume(run_dir: Path, quiet: bool) -> None:
     """Continue the run in RUN_DIR where it stopped."""
     from evo_nas.launch import resume_search
+    from evo_nas.report import cost_line
 
     try:
         best = resume_search(run_dir, progress=False if quiet else None)
     except _REFUSALS as e:
         _fail(str(e))
     _print_best(best)
+    click.echo(cost_line(run_dir))
 
 
 @main.command(name="convert-checkpoint")

@@ -29,7 +29,7 @@ from evo_nas.config import (
     validated_options,
 )
 from evo_nas.launch import resume_search, run_search
-from evo_nas.report import best_so_far
+from evo_nas.report import best_so_far, surrogate_costs
 from evo_nas.rundir import RunDir, atomic_write_text
 
 
@@ -59,6 +59,8 @@ class SearchCompareConfig(Section):
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     target: float | None = None
     target_quantile: float = Field(0.01, gt=0, lt=1)
+    #: a method whose median evaluations to the target the others are divided by
+    reference: str | None = None
     n_jobs: PositiveInt = 1
 
     @model_validator(mode="after")
@@ -67,6 +69,8 @@ class SearchCompareConfig(Section):
         dup = {x for x in labels if labels.count(x) > 1}
         if dup:
             raise ValueError(f"methods: label {sorted(dup)[0]!r} is used twice")
+        if self.reference is not None and self.reference not in labels:
+            raise ValueError(f"reference: {self.reference!r} is not a method label")
         return self
 
 
@@ -164,33 +168,68 @@ def run_search_comparison(
                 "final_best": float(curve[-1]) if curve.size else math.inf,
                 "evaluations": int(curve.size),
                 "evals_to_target": reach,
+                "surrogate_s": round(surrogate_costs(Path(c["output_dir"]) / c["name"])[0], 2),
             }
         )
-    cols = ["method", "seed", "final_best", "evaluations", "evals_to_target"]
+    cols = ["method", "seed", "final_best", "evaluations", "evals_to_target", "surrogate_s"]
     csv_lines = [",".join(cols)] + [
         ",".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows
     ]
     atomic_write_text(out / "results.csv", "\n".join(csv_lines) + "\n")
-    atomic_write_text(out / "summary.md", search_summary(rows, target))
+    atomic_write_text(out / "summary.md", search_summary(rows, target, cfg.reference))
     plot_best_so_far(curves, out / "best_so_far.png", target)
     return out
 
 
-def search_summary(rows: list[dict[str, Any]], target: float | None) -> str:
-    """Markdown: final best (mean ± std, median) and evaluations to reach the target."""
+def median_evaluations(reach: list[int | None]) -> tuple[float, float, float]:
+    """Median and quartiles of evaluations to the target; a run that never reached it counts
+    as more than any that did (inf), so the median is finite while half the runs reach it."""
+    values = sorted(math.inf if r is None else float(r) for r in reach)
+
+    def quantile(q: float) -> float:  # linear between neighbours; inf if one of them is
+        pos = q * (len(values) - 1)
+        lo, hi = values[math.floor(pos)], values[math.ceil(pos)]
+        return math.inf if math.isinf(hi) else lo + (hi - lo) * (pos - math.floor(pos))
+
+    return quantile(0.5), quantile(0.25), quantile(0.75)
+
+
+def search_summary(
+    rows: list[dict[str, Any]], target: float | None, reference: str | None = None
+) -> str:
+    """Markdown: evaluations to reach the target (median, quartiles, share reached; as a
+    multiple of the reference method's median), final best, surrogate wall time."""
+    labels = list(dict.fromkeys(r["method"] for r in rows))
+    medians = {
+        label: median_evaluations([r["evals_to_target"] for r in rows if r["method"] == label])
+        for label in labels
+    }
+    ref = medians[reference][0] if reference in medians else None
     lines = [
-        f"target objective: {'n/a' if target is None else f'{target:.6g}'}",
+        f"target objective: {'n/a' if target is None else f'{target:.6g}'}"
+        + (f"; medians relative to {reference}" if ref is not None else ""),
         "",
-        "| method | runs | final best (mean ± std) | median | evaluations to target | reached |",
-        "|---|---|---|---|---|---|",
+        "| method | runs | evaluations to target: median [quartiles] | reached | "
+        + ("× reference | " if ref is not None else "")
+        + "final best (mean ± std) | surrogate s per run (median) |",
+        "|---|---|---|---|" + ("---|" if ref is not None else "") + "---|---|",
     ]
-    for label in dict.fromkeys(r["method"] for r in rows):
+    for label in labels:
         rs = [r for r in rows if r["method"] == label]
         best = np.array([r["final_best"] for r in rs])
-        reach = [r["evals_to_target"] for r in rs if r["evals_to_target"] is not None]
-        reach_txt = f"{np.mean(reach):.1f} ± {np.std(reach):.1f}" if reach else "never"
+        reached = sum(r["evals_to_target"] is not None for r in rs)
+        median, q1, q3 = medians[label]
+        ratio = f"{median / ref:.2f} | " if ref is not None and math.isfinite(ref) else ""
+        if ref is not None and not ratio:
+            ratio = "n/a | "
+        seconds = np.median([r.get("surrogate_s") or 0.0 for r in rs])
         lines.append(
-            f"| {label} | {len(rs)} | {best.mean():.4g} ± {best.std():.3g} | "
-            f"{np.median(best):.4g} | {reach_txt} | {len(reach)}/{len(rs)} |"
+            f"| {label} | {len(rs)} | {_count(median)} [{_count(q1)}, {_count(q3)}] | "
+            f"{reached}/{len(rs)} | {ratio}{best.mean():.4g} ± {best.std():.3g} | "
+            f"{seconds:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _count(value: float) -> str:
+    return f"{value:g}" if math.isfinite(value) else "not reached"

@@ -108,8 +108,15 @@ class SurrogateLoopSection(Section):
     """The outer loop of surrogate-assisted search (ignored with ``surrogate: none``)."""
 
     warmup: Size = 10
+    #: rank this many unseen random cells (pool members in pool mode) with the surrogate
+    #: before any ground truth and warm up on the best of them; 0: a random warm-up
+    warmup_candidates: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
     generations: Size = 5
     promote: Size = 5
+    #: promotion order: the prediction, or ``mean - kappa * spread`` where the surrogate
+    #: gives a spread (a lower confidence bound: uncertain cells get a chance)
+    promote_by: Literal["mean", "lcb"] = "mean"
+    kappa: Annotated[float, Field(ge=0, le=1e6)] = 1.0
     explore: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
 
 
@@ -180,6 +187,15 @@ class SearchConfig(Section):
         if value is None or (isinstance(value, dict) and value.get("name") in ("none", None)):
             return None
         return value
+
+    @model_validator(mode="after")
+    def _warm_start_is_generational(self) -> SearchConfig:
+        if self.surrogate_loop.warmup_candidates and self.search.strategy == "steady_state":
+            raise ValueError(
+                "surrogate_loop.warmup_candidates: the steady_state strategy warms up on "
+                "random cells; set 0 or use strategy generational"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

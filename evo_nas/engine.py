@@ -89,6 +89,15 @@ class SearchEngine:
             raise ConfigError(
                 "search.generator: nao needs a surrogate that generates candidates (surrogate: nao)"
             )
+        if (
+            cfg.surrogate_loop.warmup_candidates
+            and self.surrogate is not None
+            and not self.surrogate.ranks_unfitted
+        ):
+            raise ConfigError(
+                f"surrogate_loop.warmup_candidates: surrogate '{cfg.surrogate.name}' cannot rank "
+                "cells before it has seen any ground truth; set 0 (a random warm-up)"
+            )
         if cfg.final is not None:  # refuse a bad final stage now, not after the search
             build_final_ground_truth(cfg, space, cfg.final.seeds[0])
         self.show_progress = cfg.logging.progress if progress is None else progress
@@ -250,7 +259,10 @@ class SearchEngine:
             self.events.close_progress()
             executor.close()
         if not any(e.get("event") == "done" for e in self.run_dir.read_events()):
-            self.events.emit({"event": "done", "reason": self.state.reason})
+            done = {"event": "done", "reason": self.state.reason}
+            if self.surrogate is not None:
+                done.update(self.search.fitness.take_costs())
+            self.events.emit(done)
         if self.cfg.final is not None:
             run_final_stage(
                 self.cfg, self.space, self.cache.records, self.run_dir, self.events.emit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -35,6 +35,11 @@ class Fitness:
     state: SearchState
     events: EventSink
     replays_steps: bool
+    #: seconds in the surrogate's ``predict`` and cells it saw first since the last report
+    #: (:meth:`take_costs`)
+    predict_s: float = 0.0
+    screened: int = 0
+    _seen: set[str] = field(default_factory=set, repr=False)
 
     def known(self, key: str) -> bool:
         """Evaluated already, as far as choosing new cells is concerned: before the current
@@ -48,17 +53,36 @@ class Fitness:
         """Not to be proposed again: known, or predicted already in this round."""
         return self.known(key) or key in self.state.round_seen
 
-    def ground_truth(self, genotypes: list[Genotype], phase: str) -> list[float]:
+    def ground_truth(
+        self, genotypes: list[Genotype], phase: str, predicted: list[float] | None = None
+    ) -> list[float]:
         """Ground-truth objectives (NaN where the budget ran out before the cell)."""
-        results = self.cache.evaluate(genotypes, phase, self.state.round)
+        results = self.cache.evaluate(genotypes, phase, self.state.round, predicted)
         return [math.nan if r is None else r.objective for r in results]
 
     def predict(self, genotypes: list[Genotype]) -> np.ndarray:
         """The surrogate's predictions (NaN read as the worst, ``inf``)."""
+        return self.predict_with_std(genotypes)[0]
+
+    def predict_with_std(self, genotypes: list[Genotype]) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions (NaN read as ``inf``) and their spread (nan where unknown)."""
         assert self.surrogate is not None
+        start = time.perf_counter()
         with isolated_rng(self.seed):
-            pred = np.asarray(self.surrogate.predict(genotypes), dtype=float)
-        return np.where(np.isnan(pred), np.inf, pred)
+            pred, std = self.surrogate.predict_with_std(genotypes)
+        self.predict_s += time.perf_counter() - start
+        keys = {self.space.key(g) for g in genotypes}
+        self.screened += len(keys - self._seen)
+        self._seen |= keys
+        pred = np.asarray(pred, dtype=float)
+        return np.where(np.isnan(pred), np.inf, pred), np.asarray(std, dtype=float)
+
+    def take_costs(self) -> dict[str, float]:
+        """Seconds of prediction and newly screened cells since the last call (the events'
+        cost figures; a resumed run counts a cell seen before the resume again)."""
+        out = {"predict_s": round(self.predict_s, 4), "screened": self.screened}
+        self.predict_s, self.screened = 0.0, 0
+        return out
 
     def __call__(self, genotypes: list[Genotype]) -> list[float]:
         if self.surrogate is None:
@@ -92,6 +116,7 @@ class Fitness:
                 "round": self.state.round,
                 "n": len(records),
                 "fit_s": round(fit_s, 4),
+                **self.take_costs(),
                 "train_kendall_tau": tau,
             }
         )

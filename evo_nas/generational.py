@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from evo_nas.evolution import genotype_of, make_individual
+from evo_nas.fitness import Fitness
 from evo_nas.search import Search
 from evo_nas.strategy import InFlight, Strategy
+from search_spaces import Genotype
 
 
 class Generational(Strategy):
@@ -53,9 +57,16 @@ def _start(search: Search) -> None:
     if cfg.budget.evaluations is not None:  # the ground truth answers no more than that
         size = min(size, cfg.budget.evaluations)
     chosen = [make_individual(search.space, g) for g in search.initial][:size]
-    chosen += search.evolver.random_unseen(size - len(chosen), {i.key for i in chosen})
+    predicted = None
+    if search.with_surrogate and cfg.surrogate_loop.warmup_candidates:
+        best, pred = search.ranked_unseen(size - len(chosen), {i.key for i in chosen})
+        if search.initial:
+            pred = [*search.fitness.predict([genotype_of(i) for i in chosen]), *pred]
+        chosen, predicted = chosen + best, [float(p) for p in pred]
+    else:
+        chosen += search.evolver.random_unseen(size - len(chosen), {i.key for i in chosen})
     phase = "warmup" if search.with_surrogate else "evolve"
-    values = search.fitness.ground_truth([genotype_of(i) for i in chosen], phase)
+    values = search.fitness.ground_truth([genotype_of(i) for i in chosen], phase, predicted)
     for ind, v in zip(chosen, values):
         ind.fitness.values = (v,)
     evaluated = [i for i in chosen if not math.isnan(i.fitness.values[0])]
@@ -79,6 +90,8 @@ def _promote(search: Search) -> None:
     then a refit and a new round."""
     cfg, st, fitness = search.cfg, search.state, search.fitness
     ranked = sorted((p, k, g) for k, (g, p) in st.round_seen.items() if not fitness.known(k))
+    if cfg.surrogate_loop.promote_by == "lcb" and ranked:
+        ranked = _lower_bound_order(fitness, ranked, cfg.surrogate_loop.kappa)
     top = ranked[: cfg.surrogate_loop.promote]
     chosen = [g for _, _, g in top]
     predicted = [p for p, _, _ in top]
@@ -106,3 +119,14 @@ def _promote(search: Search) -> None:
     fitness.fit()
     search.set_predicted_population(st.population)
     st.phase = "evolve"
+
+
+def _lower_bound_order(
+    fitness: Fitness, ranked: list[tuple[float, str, Genotype]], kappa: float
+) -> list[tuple[float, str, Genotype]]:
+    """The round's candidates by ``mean - kappa * spread`` (the spread asked of the surrogate
+    now; a candidate without one keeps its mean), each with its prediction as before."""
+    _, std = fitness.predict_with_std([g for _, _, g in ranked])
+    bound = [p - kappa * (s if np.isfinite(s) else 0.0) for (p, _, _), s in zip(ranked, std)]
+    order = sorted(range(len(ranked)), key=lambda i: (bound[i], ranked[i][1]))
+    return [ranked[i] for i in order]

@@ -114,7 +114,11 @@ def _resumed_engine(rd: RunDir, progress: bool | None) -> SearchEngine:
         rd.create(config_to_dict(current))
         return engine
     ck = load_checkpoint(rd, build_space(current))
-    diffs = config_differences(upgrade_config(ck.config), config_to_dict(current))
+    try:  # keys added since the run was written take their defaults, as they did then
+        saved = config_to_dict(parse_run_config(ck.config, rd.path))
+    except ConfigError:
+        saved = upgrade_config(ck.config)
+    diffs = config_differences(saved, config_to_dict(current))
     if diffs:
         raise ConfigError(
             "config.yaml differs from the run's config, refusing to resume: " + "; ".join(diffs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def plot_prediction_scatter(rows: list[dict[str, Any]], truth: Sequence[float], 
 def plot_best_so_far(
     curves: dict[str, list[np.ndarray]], path: Path, target: float | None = None
 ) -> Path:
-    """Best objective found against ground-truth evaluations: mean and 95 % band per method."""
+    """Best objective found against ground-truth evaluations: the median over runs per
+    method and, shaded, the runs' interquartile range (robust to one lucky or unlucky run)."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, runs in curves.items():
         length = max(len(c) for c in runs)
@@ -86,14 +88,13 @@ def plot_best_so_far(
             mat[i, : len(c)] = c
             mat[i, len(c) :] = c[-1] if len(c) else np.nan
         mat[~np.isfinite(mat)] = np.nan
-        mean = np.nanmean(mat, axis=0)
         x = np.arange(1, length + 1)
-        line = ax.plot(x, mean, label=f"{label} ({len(runs)} runs)")[0]
+        with warnings.catch_warnings():  # steps where no run has a finite value yet
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, median, high = np.nanquantile(mat, [0.25, 0.5, 0.75], axis=0)
+        line = ax.plot(x, median, label=f"{label} (median of {len(runs)} runs)")[0]
         if len(runs) > 1:
-            sem = np.nanstd(mat, axis=0, ddof=1) / math.sqrt(len(runs))
-            ax.fill_between(
-                x, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.2, color=line.get_color()
-            )
+            ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
     if target is not None:
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.4g}")
     ax.set_xlabel("ground-truth evaluations")

@@ -43,6 +43,44 @@ def best_so_far(run_dir: Path) -> np.ndarray:
     return np.minimum.accumulate(np.array(values)) if values else np.array([])
 
 
+def surrogate_costs(run_dir: Path) -> tuple[float, int]:
+    """The surrogate's own wall time in a run (fits and predictions) and the cells it
+    screened, summed from the events."""
+    seconds, screened = 0.0, 0
+    for e in RunDir(run_dir).read_events():
+        if e.get("event") in ("fit", "warm_start", "done"):
+            seconds += float(e.get("fit_s") or 0) + float(e.get("predict_s") or 0)
+            screened += int(e.get("screened") or 0)
+    return seconds, screened
+
+
+def cost_line(run_dir: Path) -> str:
+    """What a run spent on the ground truth, and what its surrogate did instead."""
+    rows = RunDir(run_dir).read_evaluations()
+    trained = sum(float(r["cost_s"] or 0) for r in rows)
+    line = f"{len(rows)} ground-truth evaluations ({_duration(trained)} in all)"
+    seconds, screened = surrogate_costs(run_dir)
+    if not screened:
+        return line
+    line += f"; the surrogate screened {screened:,} cells in {_duration(seconds)}"
+    if rows and trained > 0:
+        unseen = max(0, screened - len(rows))
+        saved = unseen * trained / len(rows)
+        line += (
+            f": evaluating the {unseen:,} it kept from the ground truth would have cost about "
+            f"{_duration(saved)} more at this run's mean evaluation time"
+        )
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def progress_table(run_dir: Path, points: int = 10) -> str:
     """Best-so-far objective against ground-truth evaluations, and what the run has spent."""
     rd = RunDir(run_dir)

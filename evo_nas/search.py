@@ -107,6 +107,24 @@ class Search:
         self.events.emit({"event": "generator", "round": st.round, "kept": len(children), **stats})
         return children
 
+    def ranked_unseen(self, n: int, exclude: set[str]) -> tuple[list[Any], list[float]]:
+        """The warm start: ``surrogate_loop.warmup_candidates`` random unseen cells ranked by
+        the unfitted surrogate; the ``n`` best and their predictions (a ``warm_start``
+        event says how many were ranked and how long it took)."""
+        candidates = self.evolver.random_unseen(self.cfg.surrogate_loop.warmup_candidates, exclude)
+        if not candidates:
+            return [], []
+        pred = self.fitness.predict([genotype_of(i) for i in candidates])
+        order = sorted(range(len(candidates)), key=lambda i: (pred[i], candidates[i].key))[:n]
+        self.events.emit(
+            {
+                "event": "warm_start",
+                "candidates": len(candidates),
+                **self.fitness.take_costs(),
+            }
+        )
+        return [candidates[i] for i in order], [float(pred[i]) for i in order]
+
     def check_done(self) -> bool:
         """Whether a budget is spent or the search is stuck; if so the state is done."""
         reason = self.budget.stop_reason(self.cache.remaining(), self.state.stale)

@@ -18,6 +18,10 @@ from search_spaces import Genotype, SearchSpace
 class Surrogate(abc.ABC):
     """A cheap, rank-comparable predictor of the objective."""
 
+    #: whether ``predict`` ranks cells meaningfully before any ``fit`` (a zero-shot
+    #: surrogate such as the Petri dish, whose warm-up can then pick cells by prediction)
+    ranks_unfitted: bool = False
+
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
         self.seed = seed
@@ -29,6 +33,11 @@ class Surrogate(abc.ABC):
     @abc.abstractmethod
     def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         """Predicted objectives (only their order matters; lower = better)."""
+
+    def predict_with_std(self, genotypes: Sequence[Genotype]) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions and their spread where the surrogate knows one (nan elsewhere)."""
+        pred = np.asarray(self.predict(genotypes), dtype=float)
+        return pred, np.full(len(pred), np.nan)
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:

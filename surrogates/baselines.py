@@ -26,6 +26,8 @@ class ParamsSurrogate(Surrogate):
     Unfitted, or with no correlation, more parameters is predicted better.
     """
 
+    ranks_unfitted = True  # more parameters predicted better until fitted
+
     def __init__(self, space: SearchSpace, seed: int = 0, ref_size: int = 32) -> None:
         super().__init__(space, seed)
         if ref_size < 1:

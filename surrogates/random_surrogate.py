@@ -19,6 +19,8 @@ class RandomSurrogate(Surrogate):
     the same prediction and evolution on it is a random walk with memory, as a floor should be.
     """
 
+    ranks_unfitted = True  # a random ranking: the floor needs no ground truth either
+
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         super().__init__(space, seed)
 

@@ -131,6 +131,8 @@ class PetriDishSurrogate(Surrogate):
     are trained ``predict_batch`` at once (default 4,096 on CUDA, 512 on a CPU).
     """
 
+    ranks_unfitted = True  # the dish's own score needs no ground truth
+
     def __init__(
         self,
         space: SearchSpace,

@@ -47,10 +47,12 @@ def _kill_when(proc: subprocess.Popen, csv_path: Path, at_least: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "surrogate, algorithm",
-    [("random", "regularized"), ("none", "mu_plus_lambda")],
+    "surrogate, algorithm, candidates",
+    [("random", "regularized", 0), ("none", "mu_plus_lambda", 0), ("params", "regularized", 40)],
 )
-def test_kill_and_resume_equals_uninterrupted(tmp_path, demo_table, surrogate, algorithm):
+def test_kill_and_resume_equals_uninterrupted(
+    tmp_path, demo_table, surrogate, algorithm, candidates
+):
     cfg = {
         "name": "killed",
         "output_dir": str(tmp_path / "runs"),
@@ -59,7 +61,13 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path, demo_table, surrogate, a
         "ground_truth": {"name": "table", "options": {"path": str(demo_table), "delay_s": 0.04}},
         "surrogate": surrogate,
         "search": {"algorithm": algorithm, "population": 6, "sample": 3, "offspring": 3},
-        "surrogate_loop": {"warmup": 5, "generations": 2, "promote": 3, "explore": 1},
+        "surrogate_loop": {
+            "warmup": 5,
+            "warmup_candidates": candidates,  # the warm start: ranked, not random
+            "generations": 2,
+            "promote": 3,
+            "explore": 1,
+        },
         "budget": {"evaluations": 26},
     }
     path = tmp_path / "search.yaml"
