@@ -8,7 +8,7 @@ rho, precision at the top 10 %, fit time; mean +- std over seeds); ``--out`` hol
 file ``compare predict`` writes (results.csv, predictions.csv, summary.md, plots).
 
     python benchmarks/bench_predictors.py                        # NAS-Bench-NLP developer split
-    python benchmarks/bench_predictors.py --surrogates spd,spd0=spd --set spd0.meta_steps=0 \\
+    python benchmarks/bench_predictors.py --surrogates spd,spd0=spd --set spd0.readout=none \\
         --sizes 10,50 --seeds 3 --out runs/bench_spd
 
 ``--surrogates`` lists registry names, each optionally under a label (``spd0=spd``: the

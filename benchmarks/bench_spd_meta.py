@@ -2,7 +2,7 @@
 
 For each seed: the training cells and test cells of ``evo-nas compare predict``'s protocol (one
 fixed test set of OK NAS-Bench-NLP developer cells, ``--size`` training cells per seed); the
-dish is fitted with ``meta_steps`` 0, then each of ``--steps`` (a fit's first k steps do not
+dish, ranked by its own score (``readout: none``), is fitted with ``meta_steps`` 0, then each of ``--steps`` (a fit's first k steps do not
 depend on how many follow, so these are points of one trajectory), and the table gives
 Kendall tau on the training cells, the outer loss on all of them, and Kendall tau on the test
 cells. Training tau rising while test tau stays flat is overfitting; neither rising is an
@@ -63,7 +63,9 @@ def main() -> None:
         train = orders[seed][: args.size]
         train_g, train_y = [g for g, _ in train], [y for _, y in train]
         for k in [0, *args.steps]:
-            spd = PetriDishSurrogate(space, seed=seed, **{**options, "meta_steps": k})
+            spd = PetriDishSurrogate(
+                space, seed=seed, **{"readout": "none", **options, "meta_steps": k}
+            )
             spd.fit(train_g, train_y)
             pred = spd.predict(train_g)
             loss = spd.ranking_loss(pred, train_y)
