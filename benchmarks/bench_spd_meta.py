@@ -2,8 +2,9 @@
 
 For each seed: the training cells and test cells of ``evo-nas compare predict``'s protocol (one
 fixed test set of OK NAS-Bench-NLP developer cells, ``--size`` training cells per seed); the
-dish, ranked by its own score (``readout: none``), is fitted with ``meta_steps`` 0, then each of ``--steps`` (a fit's first k steps do not
-depend on how many follow, so these are points of one trajectory), and the table gives
+dish, ranked by its own score (``readout: none``), is fitted with ``meta_steps`` 0, then each
+of ``--steps`` (a fit's first k steps do not depend on how many follow, so these are points of
+one trajectory), and the table gives
 Kendall tau on the training cells, the outer loss on all of them, and Kendall tau on the test
 cells. Training tau rising while test tau stays flat is overfitting; neither rising is an
 optimisation that does not work.
