@@ -128,7 +128,8 @@ class PetriDishSurrogate(Surrogate):
     change; ``feature_cache`` names a folder that keeps the records across runs.
     ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ...; the synthetic data and
     initial weights are drawn on the CPU, so a seed gives the same dish anywhere. Motifs
-    are trained ``predict_batch`` at once (default 4,096 on CUDA, 512 on a CPU).
+    are trained ``predict_batch`` at once (default 4,096 on CUDA; on a CPU 32 RNN motifs, 512
+    MLP ones).
     """
 
     ranks_unfitted = True  # the dish's own score needs no ground truth
@@ -377,13 +378,16 @@ class PetriDishSurrogate(Surrogate):
         self.cache_.use(self._identity())
         missing = {k: g for k, g in zip(keys, genotypes) if k not in self.cache_}
         if missing:
-            todo = list(missing.values())
-            chunk = self.options["predict_batch"] or default_predict_batch(self.device)
+            # Motifs of similar size trained together: a batch costs as much as its largest
+            # motif, so sorting by token count spares most of the padding (records unchanged).
+            todo = sorted(missing.items(), key=lambda kg: len(self.space.tokens(kg[1])))
+            chunk = self.options["predict_batch"] or default_predict_batch(self.device, "rnn")
+            parts = [[g for _, g in todo[i : i + chunk]] for i in range(0, len(todo), chunk)]
             rows = [
                 np.concatenate([d.trajectory(part).cpu().double().numpy() for d in self.dishes_], 1)
-                for part in (todo[i : i + chunk] for i in range(0, len(todo), chunk))
+                for part in parts
             ]
-            self.cache_.add(list(missing), np.concatenate(rows))
+            self.cache_.add([k for k, _ in todo], np.concatenate(rows))
         width = len(self.feature_names())
         return self.cache_.rows(keys, width)
 
@@ -429,7 +433,7 @@ class PetriDishSurrogate(Surrogate):
         if self.options["dish"] == "rnn":
             out = self.features(genotypes)[:, self._score_columns()].T
         else:
-            chunk = self.options["predict_batch"] or default_predict_batch(self.device)
+            chunk = self.options["predict_batch"] or default_predict_batch(self.device, "mlp")
             out = np.concatenate(
                 [
                     np.concatenate(
@@ -508,22 +512,30 @@ class PetriDishSurrogate(Surrogate):
             self.cache_.add(list(records["keys"]), np.asarray(records["rows"], float))
 
 
+# Upper bounds far above any useful dish, so that an absurd value (a typo's 1e11) gets a
+# one-line error instead of allocating for hours.
+_SIZES = {
+    "samples": 100_000, "val_samples": 100_000, "steps": 10_000, "dims": 4096,
+    "input_size": 4096, "hidden_size": 4096, "layers": 64, "classes": 100_000,
+    "inner_steps": 10_000, "meta_batch": 100_000, "lr_decay_every": 10**9, "dishes": 1024,
+    "vocab": 100_000,
+}  # fmt: skip
+
+
 def _check(o: dict[str, Any], dish: str) -> None:
     """One-line errors for option values no dish can use."""
-    positive = [
-        "samples", "val_samples", "steps", "dims", "input_size", "hidden_size", "layers",
-        "classes", "inner_steps", "meta_batch", "lr_decay_every", "dishes", "vocab",
-    ]  # fmt: skip
-    for name in (n for n in positive if n in o):
-        if o[name] < 1:
-            raise ValueError(f"{name} must be at least 1, got {o[name]}")
+    for name in (n for n in _SIZES if n in o):
+        if not 1 <= o[name] <= _SIZES[name]:
+            raise ValueError(f"{name} must be in [1, {_SIZES[name]}], got {o[name]}")
     for name in (n for n in ("inner_lr", "meta_lr", "init_scale") if n in o):
         if not o[name] > 0:
             raise ValueError(f"{name} must be positive, got {o[name]}")
     if not 0 < o["keep_fraction"] <= 1:
         raise ValueError(f"keep_fraction must be in (0, 1], got {o['keep_fraction']}")
-    if o["meta_steps"] < 0 or o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
-        raise ValueError("need meta_steps >= 0, l2 >= 0 and 0 < lr_decay <= 1")
+    if not 0 <= o["meta_steps"] <= 10**7:
+        raise ValueError(f"meta_steps must be in [0, 10000000], got {o['meta_steps']}")
+    if o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
+        raise ValueError("need l2 >= 0 and 0 < lr_decay <= 1")
     choices = {
         "loss": ("rank", "mse"),
         "target_transform": ("log", "none"),
@@ -546,11 +558,15 @@ def _orientation(scores: np.ndarray, targets: np.ndarray) -> float:
     return -1.0 if rho < 0 and p / 2 < _ORIENT_P else 1.0
 
 
-def default_predict_batch(device: torch.device) -> int:
+def default_predict_batch(device: torch.device, dish: str = "rnn") -> int:
     """Motifs trained at once by ``predict`` unless ``predict_batch`` is set: the GPU is
     launch-bound (4,096 motifs at once in 1.8 s against 1.2 s for 512 on an H200,
-    docs/results/cuda_h200.md); on a CPU the cost grows with the batch."""
-    return 4096 if device.type == "cuda" else 512
+    docs/results/cuda_h200.md). On a CPU an RNN batch costs as much as its largest motif:
+    batches of 32 length-sorted NAS-Bench-NLP cells train 2.5x faster than batches of 512
+    (benchmarks/bench_readout.py); MLP motifs are all one size, so 512."""
+    if device.type == "cuda":
+        return 4096
+    return 32 if dish == "rnn" else 512
 
 
 def _clip_per_dish(tensors: list[torch.Tensor], members: int) -> None:

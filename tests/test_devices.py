@@ -27,4 +27,5 @@ def test_the_dish_predicts_in_larger_batches_on_a_gpu() -> None:
     # torch.device("cuda") names a device without needing one
     assert default_predict_batch(torch.device("cuda")) == 4096
     assert default_predict_batch(torch.device("cuda", 1)) == 4096
-    assert default_predict_batch(torch.device("cpu")) == 512
+    assert default_predict_batch(torch.device("cpu")) == 32
+    assert default_predict_batch(torch.device("cpu"), "mlp") == 512

@@ -251,12 +251,14 @@ def test_registry_and_option_errors():
     spd = SURROGATES.create("spd", space=space, seed=0, **TINY)
     assert isinstance(spd, PetriDishSurrogate) and spd.predict([]).shape == (0,)
     for bad, message in (
-        ({"hidden_size": 0}, "hidden_size must be at least 1, got 0"),
+        ({"hidden_size": 0}, r"hidden_size must be in \[1, 4096\], got 0"),
+        ({"dishes": 2**31}, r"dishes must be in \[1, 1024\], got 2147483648"),
+        ({"meta_steps": -1}, r"meta_steps must be in \[0, 10000000\], got -1"),
         ({"task": "recall"}, r"task must be labels\|bigram, got 'recall'"),
         ({"meta_lr": 0.0}, "meta_lr must be positive"),
         ({"loss": "hinge"}, r"loss must be rank\|mse, got 'hinge'"),
         ({"readout": "forest"}, r"readout must be gp\|none, got 'forest'"),
-        ({"task": "bigram", "vocab": 0}, "vocab must be at least 1, got 0"),
+        ({"task": "bigram", "vocab": 0}, r"vocab must be in \[1, 100000\], got 0"),
         ({"score": "test"}, r"score must be val\|train, got 'test'"),
         ({"layers": 2}, "layers: not an option of the rnn dish"),
     ):
