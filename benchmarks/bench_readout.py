@@ -3,7 +3,7 @@
 Goals (2 CPU cores): ``predict`` at most 0.2 s per cell (the dishes train every cell once);
 ``fit`` of the read-out on 50 ground-truth cells whose records are cached at most 60 s.
 The cells and objectives are real (the developer split); the Kendall tau printed beside is
-a sanity check on 1,000 cells, not the protocol (docs/results/dish_readout.md has that).
+a sanity check on 1,000 cells, not the protocol (docs/results/compare_nbnlp.md has that).
 
     EVO_NAS_DATA=../shared/data python benchmarks/bench_readout.py --threads 2
 """

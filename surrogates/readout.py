@@ -3,7 +3,7 @@ cells' whole inner trajectories say.
 
 Tens of ground-truth cells are too few to learn a ranking from the dish's trajectory features
 alone (every model tried ranked unseen NAS-Bench-NLP cells below the dish's own final loss at
-N <= 100; docs/results/dish_readout.md). So the read-out keeps the dish's score as its prior
+N <= 100; docs/results/compare_nbnlp.md). So the read-out keeps the dish's score as its prior
 mean and learns only a correction: a least-squares slope on the score, then a Gaussian process
 on the residual over the standardised trajectory. Where the residual carries no signal the
 GP's marginal likelihood sends its signal variance to zero and the read-out ranks as the dish

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import refused
 from click.testing import CliRunner
 from sklearn.tree import DecisionTreeRegressor
 
@@ -80,15 +81,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 def _resume(rd: RunDir):
     return CliRunner().invoke(main, ["resume", str(rd.path), "--quiet"])
-
-
-def _refused(result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
 
 
 def _edit_checkpoints(rd: RunDir, edit) -> None:
@@ -241,7 +233,7 @@ def test_a_damaged_run_directory_is_refused_in_one_line_with_nothing_changed(
 ):
     damage(killed)
     before = _snapshot(killed.path)
-    _refused(_resume(killed), *fragments)
+    refused(_resume(killed), *fragments)
     assert _snapshot(killed.path) == before
 
 
@@ -325,7 +317,7 @@ def payload(tmp_path) -> tuple[bytes, Path]:
 def test_a_crafted_pickle_as_checkpoint_runs_nothing(killed, payload):
     data, marker = payload
     _each_checkpoint(killed, lambda _: data)
-    _refused(_resume(killed), "checkpoint.json: damaged checkpoint")
+    refused(_resume(killed), "checkpoint.json: damaged checkpoint")
     assert not marker.exists()
 
 
@@ -334,7 +326,7 @@ def test_a_crafted_pickle_checkpoint_is_never_unpickled_by_resume(killed, payloa
     [p.unlink() for p in killed.checkpoint_files()]
     killed.pickle_checkpoint_path.write_bytes(data)
     before = _snapshot(killed.path)
-    _refused(_resume(killed), "checkpoint.pkl: a pickle checkpoint", "convert-checkpoint")
+    refused(_resume(killed), "checkpoint.pkl: a pickle checkpoint", "convert-checkpoint")
     assert not marker.exists() and _snapshot(killed.path) == before
 
 
@@ -348,7 +340,7 @@ def test_a_crafted_object_array_runs_nothing(killed, payload):
         }
     }
     _edit_checkpoints(killed, _set("boundary", "surrogate", value={"weights": arr}))
-    _refused(
+    refused(
         _resume(killed), "['boundary']['surrogate']['weights']: array dtype object is not allowed"
     )
     assert not marker.exists()
@@ -373,7 +365,7 @@ def test_a_state_that_is_not_data_is_refused_at_save_time(tmp_path, demo_table, 
     cfg = dict(_config(tmp_path, demo_table), surrogate="tensor_state")
     path = tmp_path / "search.yaml"
     path.write_text(json.dumps(cfg))
-    _refused(
+    refused(
         CliRunner().invoke(main, ["run", str(path), "--quiet"]),
         "surrogate state_dict()['w']: a torch.Tensor cannot be stored",
     )
@@ -396,7 +388,7 @@ def _moved(rd: RunDir, tmp_path: Path) -> None:
 def test_a_pickle_checkpoint_converts_only_when_asked_and_resumes_exactly(tmp_path):
     rd = _v1_run(tmp_path)
     before = _snapshot(rd.path)
-    _refused(
+    refused(
         _resume(rd),
         "checkpoint.pkl: a pickle checkpoint of an earlier evo-nas",
         (f"evo-nas convert-checkpoint {rd.path}"),
@@ -412,7 +404,7 @@ def test_a_pickle_checkpoint_converts_only_when_asked_and_resumes_exactly(tmp_pa
     )
     assert rd.pickle_checkpoint_path.read_bytes() == before["checkpoint.pkl"]
     again = CliRunner().invoke(main, ["convert-checkpoint", str(rd.path)])
-    _refused(again, "checkpoint.json: exists already")
+    refused(again, "checkpoint.json: exists already")
 
     _moved(rd, tmp_path)
     result = _resume(rd)
@@ -462,4 +454,4 @@ def test_show_and_export_of_a_damaged_table_are_one_line(killed):
     killed.evaluations_path.write_bytes(random.Random(2).randbytes(2000))
     for command in ("show", "export"):
         result = CliRunner().invoke(main, [command, str(killed.path)])
-        _refused(result, "evaluations.csv: not a CSV table")
+        refused(result, "evaluations.csv: not a CSV table")

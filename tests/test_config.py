@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import refused
 from click.testing import CliRunner
 
 from evo_nas.cli import main
@@ -115,14 +116,6 @@ def test_paths_resolve_relative_to_the_yaml(tmp_path, demo_table, monkeypatch):
 
 
 # -- inputs that used to crash or hang --------------------------------------------------------
-def _refused(result, *fragments: str) -> str:
-    """The CLI said one line starting with ``error:`` holding ``fragments``, exit status 2."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for f in fragments:
-        assert f in lines[0], (f, lines[0])
-    return lines[0]
 
 
 GOOD_TEXT = yaml.safe_dump(GOOD, sort_keys=False)
@@ -151,7 +144,7 @@ def test_unreadable_yaml_is_one_line(tmp_path, demo_table, monkeypatch, data, fr
     path = _write(tmp_path, "", demo_table)
     path.write_bytes(data)
     monkeypatch.chdir(tmp_path)
-    _refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), *fragments)
+    refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), *fragments)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "pwned").exists()
 
 
@@ -184,7 +177,7 @@ OUT_OF_RANGE = [
 )
 def test_out_of_range_numbers_are_refused(tmp_path, demo_table, patch, message):
     path = _write(tmp_path, _merge(GOOD, patch), demo_table)
-    _refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), message)
+    refused(CliRunner().invoke(main, ["run", str(path), "--quiet"]), message)
     assert not (tmp_path / "runs").exists()
 
 
@@ -199,7 +192,7 @@ def test_a_warmup_beyond_the_budget_does_not_hang(tmp_path, demo_table):
 def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, demo_table):
     (tmp_path / "afile").write_text("not a folder")
     path = _write(tmp_path, dict(GOOD, output_dir="afile"), demo_table)
-    _refused(CliRunner().invoke(main, ["run", str(path)]), "afile/cfg", "Not a directory")
+    refused(CliRunner().invoke(main, ["run", str(path)]), "afile/cfg", "Not a directory")
     assert (tmp_path / "afile").read_text() == "not a folder"
 
 
@@ -213,7 +206,7 @@ def test_an_unwritable_output_dir_is_one_line(tmp_path, demo_table, monkeypatch)
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", mkdir)
-    _refused(CliRunner().invoke(main, ["run", str(path)]), "runs/cfg", "Permission denied")
+    refused(CliRunner().invoke(main, ["run", str(path)]), "runs/cfg", "Permission denied")
 
 
 def test_check_validates_and_builds_but_writes_nothing(tmp_path, demo_table):
@@ -225,7 +218,7 @@ def test_check_validates_and_builds_but_writes_nothing(tmp_path, demo_table):
     bad = _write(
         tmp_path, _merge(GOOD, {"ground_truth": {"options": {"path": "nope.csv"}}}), demo_table
     )
-    _refused(CliRunner().invoke(main, ["run", str(bad), "--check"]), "nope.csv: file not found")
+    refused(CliRunner().invoke(main, ["run", str(bad), "--check"]), "nope.csv: file not found")
 
 
 @pytest.mark.parametrize(
