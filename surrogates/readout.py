@@ -4,8 +4,9 @@ cells' whole inner trajectories say.
 Tens of ground-truth cells are too few to learn a ranking from the dish's trajectory features
 alone (every model tried ranked unseen NAS-Bench-NLP cells below the dish's own final loss at
 N <= 100; docs/results/compare_nbnlp.md). So the read-out keeps the dish's score as its prior
-mean and learns only a correction: a least-squares slope on the score, then a Gaussian process
-on the residual over the standardised trajectory. Where the residual carries no signal the
+mean and learns only a correction: a least-squares slope on the score (kept positive: the
+dish's orientation is decided by a significance test, not by the read-out), then a Gaussian
+process on the residual over the standardised trajectory. Where the residual carries no signal the
 GP's marginal likelihood sends its signal variance to zero and the read-out ranks as the dish
 does; where it does, the correction and a spread per prediction come with it.
 """
@@ -60,6 +61,12 @@ class ResidualGP:
         self.mean_, self.std_ = x.mean(axis=0), x.std(axis=0) + 1e-12
         z = self._score_z(s)
         self.slope_ = float(np.dot(z, t) / (np.dot(z, z) + 1e-12))
+        if self.slope_ <= 0:
+            # The cells disagree with the dish, yet not enough for its orientation test to
+            # flip it (the scores come signed): a few unlucky cells must not reverse the
+            # dish's ranking, so nothing is learned and the read-out stays the dish's score.
+            self.fitted_ = False
+            return self
         kernel = Constant(0.1, (1e-4, 10.0)) * RBF(3.0, (0.3, 100.0)) + WhiteKernel(
             0.5, (1e-3, 10.0)
         )

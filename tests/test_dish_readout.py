@@ -68,13 +68,14 @@ def test_the_read_out_recovers_a_ranking_that_is_a_known_function_of_the_records
     rng = np.random.default_rng(0)
     x = rng.normal(size=(260, 5))
     truth = np.tanh(2 * x[:, 0]) + x[:, 1] ** 2  # not monotone, two of five columns
-    useless = rng.normal(size=260)  # a dish score that knows nothing
-    model = ResidualGP(seed=0).fit(x[:60], useless[:60], np.exp(truth[:60]))
-    mean, std = model.predict(x[60:], useless[60:])
+    weak = truth + 4 * rng.normal(size=260)  # a dish score that knows little
+    model = ResidualGP(seed=0).fit(x[:60], weak[:60], np.exp(truth[:60]))
+    mean, std = model.predict(x[60:], weak[60:])
+    assert kendalltau(weak[60:], truth[60:])[0] < 0.3
     assert kendalltau(mean, truth[60:])[0] > 0.7
     assert (std > 0).all() and np.isfinite(std).all()
     # far from every training cell the spread is larger than among them
-    _, far = model.predict(x[60:] + 6.0, useless[60:])
+    _, far = model.predict(x[60:] + 6.0, weak[60:])
     assert far.mean() > std.mean()
     # a dish score that already ranks right is kept, and gains nothing it should not
     ranked = ResidualGP(seed=0).fit(x[:60], truth[:60], np.exp(truth[:60]))
@@ -99,8 +100,11 @@ def test_with_no_ground_truth_the_read_out_ranks_as_the_dish_does():
 def test_a_fitted_read_out_survives_a_state_round_trip():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 24)
-    y = known_objective(genotypes)
-    spd = PetriDishSurrogate(space, seed=2, dishes=2, **SMALL).fit(genotypes[:16], y[:16])
+    spd = PetriDishSurrogate(space, seed=2, dishes=2, **SMALL)
+    # an objective the dish half knows: its score plus a known function of the motif
+    y = spd.dish_scores(genotypes).mean(axis=0) + 0.1 * known_objective(genotypes)
+    spd.fit(genotypes[:16], y[:16])
+    assert spd.readout_.fitted_
     mean, std = spd.predict_with_std(genotypes[16:])
     assert np.isfinite(std).all()
     state = statefile.loads(statefile.dumps(spd.state_dict()))
@@ -163,3 +167,18 @@ def test_a_motif_is_trained_once_per_synthetic_data(tmp_path, monkeypatch):
     learned = PetriDishSurrogate(space, seed=0, dishes=1, meta_steps=1, meta_batch=6, **SMALL)
     learned.fit(genotypes, np.arange(1.0, 7.0))
     assert trained[2:] == [6, 6]  # the orientation on the random data, then the learned data
+
+
+def test_a_read_out_never_reverses_the_dish_on_a_few_contrary_cells():
+    rng = np.random.default_rng(0)
+    features, scores = rng.normal(size=(10, 6)), rng.normal(size=10)
+    contrary = -scores + 0.1 * rng.normal(size=10)  # the training cells rank against the dish
+    readout = ResidualGP().fit(features, scores, contrary)
+    test_features, test_scores = rng.normal(size=(20, 6)), rng.normal(size=20)
+    mean, std = readout.predict(test_features, test_scores)
+    np.testing.assert_array_equal(mean, test_scores)
+    assert not readout.fitted_ and np.isnan(std).all()
+    # agreeing cells are learned from: the prediction is no longer the bare score
+    agreeing = ResidualGP().fit(features, scores, scores + 0.1 * rng.normal(size=10))
+    assert agreeing.fitted_ and agreeing.slope_ > 0
+    assert kendalltau(agreeing.predict(test_features, test_scores)[0], test_scores)[0] > 0.8
