@@ -148,6 +148,13 @@ class SearchSpace(abc.ABC):
     #: its network from it
     motif: str = "cell"
 
+    def identity(self) -> tuple[str, list[tuple[str, str]]]:
+        """What a motif built from this space depends on besides its genotype: the space's
+        type and public options. Caches of per-motif results (the Petri dish's records) are
+        kept under it, so it must be the same in every process for the same space."""
+        options = sorted((k, repr(v)) for k, v in vars(self).items() if not k.startswith("_"))
+        return type(self).__qualname__, options
+
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Genotype:
         """A random valid genotype."""

@@ -128,6 +128,10 @@ class PoolSpace(SearchSpace):
         return [self.members[j] for j in self._table[self.nearest(genotype)]]
 
     # -- random operators ------------------------------------------------------------------------
+    def identity(self) -> tuple[str, list[tuple[str, str]]]:
+        """The base space's: a pool changes which motifs are visited, not what they are."""
+        return self.base.identity()
+
     def sample(self, rng: np.random.Generator) -> Genotype:
         return self.members[int(rng.integers(len(self.members)))]
 

@@ -402,9 +402,8 @@ class PetriDishSurrogate(Surrogate):
     def _identity(self) -> str:
         """What a motif's record depends on: the space, the dishes' options and data."""
         digest = hashlib.sha1()
-        space = sorted((k, repr(v)) for k, v in vars(self.space).items() if not k.startswith("_"))
         ident = {k: v for k, v in self.options.items() if k not in _NOT_IN_RECORDS}
-        digest.update(repr((type(self.space).__qualname__, space, sorted(ident.items()))).encode())
+        digest.update(repr((*self.space.identity(), sorted(ident.items()))).encode())
         digest.update(f"{self.device.type}|{torch.__version__}".encode())
         for dish in self.dishes_:
             digest.update(str(dish.seed).encode())

@@ -11,6 +11,7 @@ from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
 from common import statefile
 from search_spaces import get_space
 from search_spaces.darts_rnn import DartsRNNSpace
+from search_spaces.pool import PoolSpace
 from surrogates.readout import ResidualGP
 from surrogates.spd import PetriDishSurrogate
 from surrogates.spd_dish import PetriDish
@@ -162,6 +163,12 @@ def test_a_motif_is_trained_once_per_synthetic_data(tmp_path, monkeypatch):
     # another surrogate with the same dish reads the records the first one kept
     again = PetriDishSurrogate(space, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
     np.testing.assert_array_equal(again.predict(genotypes), first)
+    assert trained == [6, 6]
+    # so does a search's pool of the same space, in any process (no address in the identity)
+    pool = PoolSpace(space, genotypes, neighbours=2, cache=False)
+    assert pool.identity() == space.identity() and "0x" not in repr(pool.identity())
+    pooled = PetriDishSurrogate(pool, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
+    np.testing.assert_array_equal(pooled.predict(genotypes), first)
     assert trained == [6, 6]
     # meta-learned data are another dish: its records are computed afresh
     learned = PetriDishSurrogate(space, seed=0, dishes=1, meta_steps=1, meta_batch=6, **SMALL)
