@@ -79,8 +79,12 @@ def plot_best_so_far(
     curves: dict[str, list[np.ndarray]], path: Path, target: float | None = None
 ) -> Path:
     """Best objective found against ground-truth evaluations: the median over runs per
-    method and, shaded, the runs' interquartile range (robust to one lucky or unlucky run)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    method and, shaded, the runs' interquartile range (robust to one lucky or unlucky run).
+    Evaluations on a log axis (methods differ most in the first few); the objective axis
+    spans what the runs hold from the tenth evaluation on, so one dreadful first cell does
+    not flatten every curve (earlier values run off the top)."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    lows, settled = [], []
     for label, runs in curves.items():
         length = max(len(c) for c in runs)
         mat = np.full((len(runs), length), np.nan)
@@ -95,12 +99,20 @@ def plot_best_so_far(
         line = ax.plot(x, median, label=f"{label} (median of {len(runs)} runs)")[0]
         if len(runs) > 1:
             ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+        lows.append(np.nanmin(low) if np.isfinite(low).any() else np.nan)
+        settled.append(high[min(9, length - 1)] if length else np.nan)
     if target is not None:
         ax.axhline(target, color="grey", ls="--", lw=1, label=f"target {target:.4g}")
+        settled.append(target)
+    lo, hi = np.nanmin(lows + [np.inf]), np.nanmax(settled + [-np.inf])
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+        pad = 0.05 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xscale("log")
     ax.set_xlabel("ground-truth evaluations")
     ax.set_ylabel("best objective so far")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
