@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evo_nas.launch import run_search
-from evo_nas.rundir import RunDir
+from evo_nas.rundir.files import RunDir
+from evo_nas.search.launch import run_search
 from search_spaces import get_space
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from evo_nas.launch import run_search
+from evo_nas.search.launch import run_search
 from ground_truths.nasbench_nlp_logs import NasBenchNLPGroundTruth
 from search_spaces import get_space
 

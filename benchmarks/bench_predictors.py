@@ -1,6 +1,6 @@
 """How well surrogates rank unseen cells: ``evo-nas compare predict`` from the command line.
 
-The grid of :mod:`evo_nas.compare_predict` (NASLib's predictor protocol): one fixed test set
+The grid of :mod:`evo_nas.compare.predict` (NASLib's predictor protocol): one fixed test set
 of ``--test-size`` OK cells of a table ground truth; per seed, one random order of the other
 OK cells, whose prefixes are the training sets of the ``--sizes``; every surrogate fitted on
 each training set ranks the test set. Prints the comparison's summary (Kendall tau, Spearman
@@ -31,8 +31,9 @@ from typing import Any
 import torch
 import yaml
 
-from evo_nas.compare_predict import PredictCompareConfig, run_predict_comparison
-from evo_nas.config import ConfigError, validate_model
+from evo_nas.compare.predict import PredictCompareConfig, run_predict_comparison
+from evo_nas.config.errors import ConfigError
+from evo_nas.config.schema import validate_model
 
 #: the components ``--set`` may address besides the surrogates
 COMPONENTS = ("space", "ground_truth")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from evo_nas.config import Component, construct
+from evo_nas.config.components import Component, construct
 from surrogates.spd import PetriDishSurrogate
 
 

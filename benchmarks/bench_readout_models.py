@@ -31,8 +31,8 @@ from sklearn.gaussian_process.kernels import RBF, WhiteKernel
 from sklearn.gaussian_process.kernels import ConstantKernel as Constant
 from sklearn.linear_model import RidgeCV
 
-from evo_nas.compare_predict import draw_sets, load_predict_config
-from evo_nas.config import construct
+from evo_nas.compare.predict import draw_sets, load_predict_config
+from evo_nas.config.components import construct
 from surrogates.readout import ResidualGP, rank_targets
 from surrogates.spd import PetriDishSurrogate
 

@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_predictors import parse_options  # noqa: E402
 
-from evo_nas.compare_predict import PredictCompareConfig, draw_sets  # noqa: E402
-from evo_nas.config import construct, validate_model  # noqa: E402
+from evo_nas.compare.predict import PredictCompareConfig, draw_sets  # noqa: E402
+from evo_nas.config.components import construct  # noqa: E402
+from evo_nas.config.schema import validate_model  # noqa: E402
 from surrogates.spd import PetriDishSurrogate  # noqa: E402
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from common.devices import resolve_device
+from evo_nas_common.devices import resolve_device
 from ground_truths.ptb_model import RNNModel
 from search_spaces import RecurrentCell, get_space
 from search_spaces.darts_ops import ACTIVATIONS

@@ -32,10 +32,10 @@ from typing import Any
 import yaml
 from click.testing import CliRunner
 
-from evo_nas.cli import main
-from evo_nas.compare_predict import load_predict_config
-from evo_nas.compare_search import load_search_compare
-from evo_nas.config import ConfigError
+from evo_nas.cli.commands import main
+from evo_nas.compare.predict import load_predict_config
+from evo_nas.compare.search import load_search_compare
+from evo_nas.config.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: search configs (checked with `run --check`) and comparison configs (their loaders)

@@ -7,7 +7,7 @@ at run time with ``GROUND_TRUTHS.register``. A factory is called as ``factory(sp
 
 from __future__ import annotations
 
-from common.registry import Registry
+from evo_nas_common.registry import Registry
 from ground_truths.base import GroundTruth, Result
 
 GROUND_TRUTHS = Registry(

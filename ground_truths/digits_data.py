@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.data_files import DataError, dataset_dir, fetch_files, verify_files
+from evo_nas_common.data_files import DataError, dataset_dir, fetch_files, verify_files
 
 #: file name -> (bytes, md5) of the published MNIST archives
 MNIST_FILES: dict[str, tuple[int, str]] = {

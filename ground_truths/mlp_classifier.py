@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.batched_mlp import mlp_logits, normal_mlp_weights
-from common.devices import resolve_device
+from evo_nas_common.batched_mlp import mlp_logits, normal_mlp_weights
+from evo_nas_common.devices import resolve_device
 from ground_truths.base import GroundTruth, Result
 from ground_truths.digits_data import (
     DigitSplits,

@@ -5,7 +5,7 @@ hold the same cell under other node names (the benchmark's generator drew repeat
 grouped by the space's canonical key and their OK runs averaged, which also averages out the
 seed noise. Parsing and canonicalising all logs takes a few seconds, so the result is cached
 in the user cache dir, keyed by the file's path, size and mtime: as data
-(:mod:`common.statefile`, no pickle), since a cache file is read without being trusted.
+(:mod:`evo_nas_common.statefile`, no pickle), since a cache file is read without being trusted.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from common import statefile
+from evo_nas_common import statefile
 from ground_truths.base import GroundTruth, Result
 from search_spaces import Genotype, GenotypeError, SearchSpace
 

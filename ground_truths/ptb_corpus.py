@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from common.data_files import DataError, dataset_dir, fetch_files, verify_files
+from evo_nas_common.data_files import DataError, dataset_dir, fetch_files, verify_files
 
 SPLITS = ("train", "valid", "test")
 #: file name -> (bytes, md5), the published figures (see the data README)
@@ -46,7 +46,7 @@ def verify_ptb(folder: Path) -> None:
 def fetch_ptb(source: str | None = None, dest: Path | None = None) -> Path:
     """Install PTB into ``dest`` (default ``<data root>/ptb``) and return that folder.
 
-    ``source``: a URL, archive or folder (see :func:`~common.data_files.fetch_files`);
+    ``source``: a URL, archive or folder (see :func:`~evo_nas_common.data_files.fetch_files`);
     default :data:`DEFAULT_SOURCE`.
     """
     return fetch_files(PTB_FILES, source or DEFAULT_SOURCE, ptb_dir(dest), CorpusError)

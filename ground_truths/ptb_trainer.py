@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from common.devices import resolve_device
+from evo_nas_common.devices import resolve_device
 from ground_truths.base import GroundTruth, Result
 from ground_truths.ptb_corpus import Corpus, batchify, get_batch, load_corpus, ptb_dir, verify_ptb
 from ground_truths.ptb_model import RNNModel, build_model

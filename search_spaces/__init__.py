@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.registry import Registry
+from evo_nas_common.registry import Registry
 from search_spaces.base import (
     Genotype,
     GenotypeError,

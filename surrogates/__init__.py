@@ -7,7 +7,7 @@ run time with ``SURROGATES.register``. A factory is called as ``factory(space=..
 
 from __future__ import annotations
 
-from common.registry import Registry
+from evo_nas_common.registry import Registry
 from surrogates.base import Surrogate, finite_targets
 
 SURROGATES = Registry(

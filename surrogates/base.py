@@ -43,7 +43,7 @@ class Surrogate(abc.ABC):
     def state_dict(self) -> dict[str, Any]:
         """Everything learned, as data: dicts with string keys, lists (tuples come back as
         lists), str, int, float, bool, None and numpy arrays, but no tensors or objects, so
-        that the run checkpoint stores it without pickle (:mod:`common.statefile`)."""
+        that the run checkpoint stores it without pickle (:mod:`evo_nas_common.statefile`)."""
 
     @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:

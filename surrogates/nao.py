@@ -23,7 +23,7 @@ import scipy.stats
 import torch
 import torch.nn.functional as F
 
-from common.devices import resolve_device
+from evo_nas_common.devices import resolve_device
 from search_spaces import Genotype, GenotypeError, SearchSpace
 from surrogates.base import Surrogate, finite_targets
 from surrogates.nao_model import EOS, N_SPECIAL, PAD, SOS, NAOModel

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata, spearmanr
 
-from common.devices import resolve_device
+from evo_nas_common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Surrogate, finite_targets
 from surrogates.dish_cache import FeatureCache

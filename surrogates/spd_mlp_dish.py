@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from common.batched_mlp import mlp_logits, normal_mlp_weights
+from evo_nas_common.batched_mlp import mlp_logits, normal_mlp_weights
 from search_spaces import Genotype, SearchSpace
 from surrogates.spd_dish import train_then_score
 

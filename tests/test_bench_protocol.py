@@ -10,8 +10,10 @@ import sys
 import pytest
 from conftest import REPO
 
-from evo_nas.compare_predict import PredictCompareConfig, draw_sets
-from evo_nas.config import ConfigError, construct, validate_model
+from evo_nas.compare.predict import PredictCompareConfig, draw_sets
+from evo_nas.config.components import construct
+from evo_nas.config.errors import ConfigError
+from evo_nas.config.schema import validate_model
 from ground_truths.table import TableGroundTruth
 from search_spaces import get_space
 

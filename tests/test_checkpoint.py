@@ -1,6 +1,5 @@
 """The checkpoint is data: crafted files run no code, damaged ones are refused in one line
-with nothing changed on disk (or recovered from without loss, saying so), and a pickle
-checkpoint of an earlier version converts only when asked, then resumes exactly."""
+with nothing changed on disk (or recovered from without loss, saying so)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 import os
 import pickle
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +14,13 @@ import pytest
 import torch
 from cli_helpers import refused
 from click.testing import CliRunner
-from sklearn.tree import DecisionTreeRegressor
 
-from common import statefile
-from evo_nas.cli import main
-from evo_nas.launch import run_search, start_run
-from evo_nas.legacy_checkpoint import plain_state, unpickle
-from evo_nas.rundir import RunDir
+from evo_nas.cli.commands import main
+from evo_nas.rundir.files import RunDir
+from evo_nas.search.launch import run_search, start_run
+from evo_nas_common import statefile
 from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
-
-DATA = Path(__file__).parent / "data"
 
 
 def _config(tmp_path: Path, table: Path, name: str = "run") -> dict:
@@ -321,15 +315,6 @@ def test_a_crafted_pickle_as_checkpoint_runs_nothing(killed, payload):
     assert not marker.exists()
 
 
-def test_a_crafted_pickle_checkpoint_is_never_unpickled_by_resume(killed, payload):
-    data, marker = payload
-    [p.unlink() for p in killed.checkpoint_files()]
-    killed.pickle_checkpoint_path.write_bytes(data)
-    before = _snapshot(killed.path)
-    refused(_resume(killed), "checkpoint.pkl: a pickle checkpoint", "convert-checkpoint")
-    assert not marker.exists() and _snapshot(killed.path) == before
-
-
 def test_a_crafted_object_array_runs_nothing(killed, payload):
     data, marker = payload
     arr = {
@@ -369,85 +354,6 @@ def test_a_state_that_is_not_data_is_refused_at_save_time(tmp_path, demo_table, 
         CliRunner().invoke(main, ["run", str(path), "--quiet"]),
         "surrogate state_dict()['w']: a torch.Tensor cannot be stored",
     )
-
-
-# -- pickle checkpoints of earlier versions ------------------------------------------------------
-def _v1_run(tmp_path: Path) -> RunDir:
-    """tests/data/v1_run copied as tmp_path/runs/v1, its table beside it."""
-    shutil.copy(Path(__file__).parents[1] / "examples" / "table_demo.csv", tmp_path / "table.csv")
-    shutil.copytree(DATA / "v1_run", tmp_path / "runs" / "v1")
-    return RunDir(tmp_path / "runs" / "v1")
-
-
-def _moved(rd: RunDir, tmp_path: Path) -> None:
-    """The run was made in /tmp/evo_nas_v1: point its (JSON) files at where it is now."""
-    for path in (rd.config_path, rd.checkpoint_path):
-        path.write_text(path.read_text().replace("/tmp/evo_nas_v1", str(tmp_path)))
-
-
-def test_a_pickle_checkpoint_converts_only_when_asked_and_resumes_exactly(tmp_path):
-    rd = _v1_run(tmp_path)
-    before = _snapshot(rd.path)
-    refused(
-        _resume(rd),
-        "checkpoint.pkl: a pickle checkpoint of an earlier evo-nas",
-        (f"evo-nas convert-checkpoint {rd.path}"),
-    )
-    assert _snapshot(rd.path) == before  # no lock file, nothing
-
-    result = CliRunner().invoke(main, ["convert-checkpoint", str(rd.path)])
-    assert result.exit_code == 0, result.output
-    warning, done = result.output.strip().splitlines()
-    assert warning.startswith("warning: ") and "unpickling it, which runs any code" in warning
-    assert done == (
-        f"wrote {rd.checkpoint_path} (9 results); checkpoint.pkl is kept, and no longer read"
-    )
-    assert rd.pickle_checkpoint_path.read_bytes() == before["checkpoint.pkl"]
-    again = CliRunner().invoke(main, ["convert-checkpoint", str(rd.path)])
-    refused(again, "checkpoint.json: exists already")
-
-    _moved(rd, tmp_path)
-    result = _resume(rd)
-    assert result.exit_code == 0, result.output
-    # what the version that wrote the pickle wrote when it resumed the run itself
-    assert rd.evaluations_path.read_text() == (DATA / "v1_run_final.csv").read_text()
-
-
-def test_a_pickled_surrogate_state_that_is_not_data_is_refitted(tmp_path):
-    rd = _v1_run(tmp_path)
-    old = unpickle(rd.pickle_checkpoint_path.read_bytes())
-    boundary = unpickle(old["boundary"])
-    boundary["surrogate"] = {"seed": 5, "estimator": DecisionTreeRegressor()}
-    old["boundary"] = pickle.dumps(boundary)
-    rd.pickle_checkpoint_path.write_bytes(pickle.dumps(old))
-    result = CliRunner().invoke(main, ["convert-checkpoint", str(rd.path)])
-    assert result.exit_code == 0, result.output
-    assert "the surrogate's state is not data" in result.output and "resume refits it" in (
-        result.output
-    )
-    _moved(rd, tmp_path)
-    result = _resume(rd)
-    assert result.exit_code == 0, result.output
-    assert "(the checkpoint holds no fitted state); refitting it" in result.output
-    assert rd.evaluations_path.read_text() == (DATA / "v1_run_final.csv").read_text()
-
-
-def test_a_pickled_surrogate_state_becomes_data():
-    state = {"w": torch.arange(3.0), "n": np.int64(3), "t": (1, (2, np.float32(0.5))), "s": "x"}
-    plain = plain_state(state)
-    assert statefile.loads(statefile.dumps(plain)).keys() == state.keys()
-    np.testing.assert_array_equal(plain["w"], [0.0, 1.0, 2.0])
-    assert plain["n"] == 3 and type(plain["n"]) is int
-    assert plain["t"] == [1, [2, 0.5]] and plain["s"] == "x"
-
-
-def test_a_broken_pickle_checkpoint_is_one_line(tmp_path):
-    rd = _v1_run(tmp_path)
-    rd.pickle_checkpoint_path.write_bytes(b"\x80\x04truncated")
-    result = CliRunner().invoke(main, ["convert-checkpoint", str(rd.path)])
-    assert result.exit_code == 2
-    assert "checkpoint.pkl: cannot be converted" in result.output.strip().splitlines()[-1]
-    assert not rd.checkpoint_path.exists()
 
 
 def test_show_and_export_of_a_damaged_table_are_one_line(killed):

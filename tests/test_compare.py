@@ -12,11 +12,11 @@ import yaml
 from click.testing import CliRunner
 from scipy import stats
 
-from evo_nas.cli import main
-from evo_nas.compare_predict import draw_sets, load_predict_config, run_predict_comparison
-from evo_nas.config import construct
-from evo_nas.launch import run_search
-from evo_nas.metrics import precision_at_top, ranking_metrics
+from evo_nas.cli.commands import main
+from evo_nas.compare.metrics import precision_at_top, ranking_metrics
+from evo_nas.compare.predict import draw_sets, load_predict_config, run_predict_comparison
+from evo_nas.config.components import construct
+from evo_nas.search.launch import run_search
 from ground_truths.table import TableGroundTruth
 from search_spaces import get_space
 from surrogates import SURROGATES, Surrogate
@@ -245,7 +245,7 @@ def test_show_plots_and_export_round_trip(tmp_path, demo_table):
 
 
 def test_cell_drawings_for_every_registered_graph_space(tmp_path):
-    from evo_nas.plots import draw_cell
+    from evo_nas.reports.plots import draw_cell
 
     space = get_space("darts_rnn")
     path = draw_cell(space, space.validate("DARTS_V2"), tmp_path / "v2.png", "DARTS_V2")

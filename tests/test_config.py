@@ -12,8 +12,8 @@ import yaml
 from cli_helpers import refused
 from click.testing import CliRunner
 
-from evo_nas.cli import main
-from evo_nas.rundir import RunDir
+from evo_nas.cli.commands import main
+from evo_nas.rundir.files import RunDir
 
 GOOD = {
     "name": "cfg",
@@ -58,11 +58,7 @@ BAD = [
         {"search": {"strategy": "steady_state", "algorithm": "mu_plus_lambda"}},
         "search: strategy steady_state works with regularized or random search, not mu_plus",
     ),
-    ({"execution": {"asynchronous": "maybe"}}, "execution.asynchronous: expected true or false"),
-    (
-        {"execution": {"asynchronous": True}, "search": {"strategy": "generational"}},
-        "execution.asynchronous: true contradicts search.strategy: generational",
-    ),
+    ({"execution": {"asynchronous": True}}, "execution.asynchronous: unknown key"),
 ]
 
 
@@ -95,7 +91,9 @@ def test_invalid_yaml_and_missing_file(tmp_path, demo_table):
 def test_real_process_prints_no_traceback(tmp_path, demo_table):
     path = _write(tmp_path, _merge(GOOD, {"search": {"populaton": 3}}), demo_table)
     proc = subprocess.run(
-        [sys.executable, "-m", "evo_nas.cli", "run", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "evo_nas.cli", "run", str(path)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: search.populaton: unknown key"
@@ -219,28 +217,3 @@ def test_check_validates_and_builds_but_writes_nothing(tmp_path, demo_table):
         tmp_path, _merge(GOOD, {"ground_truth": {"options": {"path": "nope.csv"}}}), demo_table
     )
     refused(CliRunner().invoke(main, ["run", str(bad), "--check"]), "nope.csv: file not found")
-
-
-@pytest.mark.parametrize(
-    "asynchronous, strategy", [(True, "steady_state"), (False, "generational")]
-)
-def test_the_deprecated_asynchronous_key_still_chooses_the_strategy(
-    tmp_path, demo_table, asynchronous, strategy
-):
-    """``execution.asynchronous`` works as ``search.strategy`` does, with a warning that names
-    its replacement; the run directory's config holds the new key only."""
-    old = _write(tmp_path, _merge(GOOD, {"execution": {"asynchronous": asynchronous}}), demo_table)
-    result = CliRunner().invoke(main, ["run", str(old), "--quiet"])
-    assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == (
-        f"warning: execution.asynchronous is deprecated: write search.strategy: {strategy} instead"
-    )
-    rd = RunDir(tmp_path / "runs" / "cfg")
-    written = rd.read_config()
-    assert written["search"]["strategy"] == strategy and "asynchronous" not in written["execution"]
-    by_old_key = rd.evaluations_path.read_text()
-
-    new = _write(tmp_path, _merge(GOOD, {"search": {"strategy": strategy}}), demo_table)
-    result = CliRunner().invoke(main, ["run", str(new), "--quiet", "--overwrite"])
-    assert result.exit_code == 0 and "warning" not in result.output, result.output
-    assert rd.evaluations_path.read_text() == by_old_key

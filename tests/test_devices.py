@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from common.devices import resolve_device
+from evo_nas_common.devices import resolve_device
 from surrogates.spd import default_predict_batch
 
 

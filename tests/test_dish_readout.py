@@ -8,7 +8,7 @@ import torch
 from scipy.stats import kendalltau
 from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
 
-from common import statefile
+from evo_nas_common import statefile
 from search_spaces import get_space
 from search_spaces.darts_rnn import DartsRNNSpace
 from search_spaces.pool import PoolSpace

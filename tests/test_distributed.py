@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evo_nas.engine import SearchEngine
-from evo_nas.launch import run_search, start_run
-from evo_nas.rundir import RunDir
+from evo_nas.rundir.files import RunDir
+from evo_nas.search.engine import SearchEngine
+from evo_nas.search.launch import run_search, start_run
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
 
@@ -128,7 +128,8 @@ def test_asynchronous_local_search_keeps_workers_busy(tmp_path, demo_table):
 
 
 def test_missing_engine_is_a_clear_config_error(tmp_path, demo_table, monkeypatch):
-    from evo_nas.config import ConfigError, parse_config
+    from evo_nas.config.errors import ConfigError
+    from evo_nas.config.schema import parse_config
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     cfg = parse_config(config(tmp_path, demo_table, "noray", backend="ray"), tmp_path)

@@ -10,12 +10,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from common import statefile
-from evo_nas.cli import main
-from evo_nas.config import ConfigError, SearchSection
-from evo_nas.engine import STRATEGIES
-from evo_nas.launch import resume_search, run_search
-from evo_nas.rundir import RunDir
+from evo_nas.cli.commands import main
+from evo_nas.config.errors import ConfigError
+from evo_nas.config.schema import SearchSection
+from evo_nas.rundir.files import RunDir
+from evo_nas.search.engine import STRATEGIES
+from evo_nas.search.launch import resume_search, run_search
+from evo_nas_common import statefile
 from ground_truths import GROUND_TRUTHS, GroundTruth, Result
 from search_spaces import get_space
 

@@ -1,8 +1,10 @@
 """The packages' import graph: layered, without circles, and private names kept private.
 
 Every import counts, at module level, inside functions and under ``TYPE_CHECKING`` alike:
-common -> search_spaces -> {surrogates, ground_truths} -> evo_nas, where an arrow means
-"may be imported by", and the two scorer packages do not import each other.
+evo_nas_common -> search_spaces -> {surrogates, ground_truths} -> evo_nas, where an arrow
+means "may be imported by", and the two scorer packages do not import each other. Inside
+evo_nas the wings are layered the same way (``WINGS``), and the front door
+(``evo_nas/__init__.py``) stands above them all: no wing imports it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,24 @@ import pytest
 from conftest import REPO
 
 #: package -> layer; a module may import its own package and lower layers only
-LAYERS = {"common": 0, "search_spaces": 1, "surrogates": 2, "ground_truths": 2, "evo_nas": 3}
+LAYERS = {
+    "evo_nas_common": 0,
+    "search_spaces": 1,
+    "surrogates": 2,
+    "ground_truths": 2,
+    "evo_nas": 3,
+}
+#: evo_nas's wings -> layer; a wing imports its own modules and lower wings only
+WINGS = {
+    "config": 0,
+    "execution": 1,
+    "rundir": 2,
+    "search": 3,
+    "reports": 4,
+    "compare": 5,
+    "dashboard": 6,
+    "cli": 7,
+}
 
 
 def _module_name(path: Path) -> str:
@@ -62,6 +81,28 @@ def test_imports_go_down_the_layers_only() -> None:
         for m, edges in GRAPH.items()
         for target, _ in edges
         if _package(target) != _package(m) and LAYERS[_package(target)] >= LAYERS[_package(m)]
+    ]
+    assert upward == []
+
+
+def _wing(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "evo_nas" and len(parts) > 1 else None
+
+
+def test_every_wing_is_layered() -> None:
+    found = {_wing(m) for m in MODULES} - {None}
+    assert found <= set(WINGS), f"a wing missing from WINGS: {found - set(WINGS)}"
+
+
+def test_wings_import_down_only_and_never_the_front_door() -> None:
+    upward = [
+        f"{m} imports {target}"
+        for m, edges in GRAPH.items()
+        if _wing(m) is not None
+        for target, _ in edges
+        if _package(target) == "evo_nas"
+        and (_wing(target) is None or WINGS[_wing(target)] > WINGS[_wing(m)])
     ]
     assert upward == []
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import statefile
+from evo_nas_common import statefile
 from ground_truths import GROUND_TRUTHS
 from ground_truths.nasbench_nlp_logs import NasBenchNLPGroundTruth, read_runs
 from search_spaces import GenotypeError, get_space

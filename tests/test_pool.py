@@ -138,7 +138,7 @@ def test_space_features_override_the_token_counts():
 
 def test_example_search_stays_in_the_table(data_root, tmp_path, monkeypatch):
     """examples/nbnlp_search.yaml through the engine: every query is a logged cell."""
-    from evo_nas.launch import run_search
+    from evo_nas.search.launch import run_search
 
     monkeypatch.setenv("EVO_NAS_DATA", str(data_root))
     example = Path(__file__).resolve().parents[1] / "examples" / "nbnlp_search.yaml"

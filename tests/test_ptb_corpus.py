@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from evo_nas.train_cmd import data as data_group
+from evo_nas.cli.train import data as data_group
 from ground_truths.ptb_corpus import (
     PTB_FILES,
     CorpusError,

@@ -11,7 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from evo_nas.train_cmd import train as train_cmd
+from evo_nas.cli.train import train as train_cmd
 from ground_truths import GROUND_TRUTHS
 from ground_truths.ptb_corpus import load_corpus
 from ground_truths.ptb_model import build_model

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from common.registry import UnknownNameError
-from evo_nas.cli import main
+from evo_nas.cli.commands import main
+from evo_nas_common.registry import UnknownNameError
 from ground_truths import GROUND_TRUTHS
 from search_spaces import SPACES, get_space
 from surrogates import SURROGATES
@@ -93,7 +93,7 @@ def test_entry_point_plugins_are_found_and_usable_by_a_search(installed_plugin, 
     space = get_space("three_nodes")
     assert space.nodes == 3
     # and the whole engine accepts them by name
-    from evo_nas.launch import run_search
+    from evo_nas.search.launch import run_search
 
     table = tmp_path / "t.csv"
     table.write_text('genotype,objective\n"tanh0 relu1 tanh2",1.0\n"relu0 relu1 relu2",2.0\n')

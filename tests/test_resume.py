@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common import statefile
-from evo_nas.checkpoint import CheckpointWarning
-from evo_nas.executors import InlineExecutor
-from evo_nas.launch import resume_search, run_search, start_run
-from evo_nas.rundir import RunDir
+from evo_nas.execution.executors import InlineExecutor
+from evo_nas.rundir.files import RunDir
+from evo_nas.search.checkpoint import CheckpointWarning
+from evo_nas.search.launch import resume_search, run_search, start_run
+from evo_nas_common import statefile
 from surrogates import SURROGATES
 from surrogates.random_surrogate import RandomSurrogate
 
@@ -113,7 +113,7 @@ class PairedExecutor(InlineExecutor):
 
 def test_asynchronous_checkpoints_hold_the_cells_the_workers_run(tmp_path, demo_table, monkeypatch):
     """A killed driver can re-queue only what its last checkpoint says is running."""
-    monkeypatch.setattr("evo_nas.engine.make_executor", lambda cfg: PairedExecutor())
+    monkeypatch.setattr("evo_nas.search.engine.make_executor", lambda cfg: PairedExecutor())
     cfg = {
         "name": "paired",
         "output_dir": str(tmp_path / "runs"),

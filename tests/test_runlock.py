@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evo_nas.rundir import RunDir
-from evo_nas.runlock import RunLock, RunLocked
+from evo_nas.rundir.files import RunDir
+from evo_nas.rundir.lock import RunLock, RunLocked
 
 
 def _config(tmp_path: Path, table: Path, name: str, delay_s: float) -> Path:
@@ -62,7 +62,7 @@ def _wait_for_lock(proc: subprocess.Popen, rd: RunDir) -> None:
 
 @pytest.fixture
 def reference(tmp_path, demo_table) -> str:
-    from evo_nas.launch import run_search
+    from evo_nas.search.launch import run_search
 
     cfg = yaml.safe_load(_config(tmp_path, demo_table, "reference", 0.0).read_text())
     run_search(cfg, progress=False)

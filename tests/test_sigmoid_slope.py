@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 from scipy.stats import rankdata, spearmanr
 
-from common.data_files import DataError, md5sum
-from evo_nas.train_cmd import data as data_group
+from evo_nas.cli.train import data as data_group
+from evo_nas_common.data_files import DataError, md5sum
 from ground_truths.digits_data import (
     MNIST_FILES,
     fetch_mnist,
@@ -307,7 +307,7 @@ def test_mlp_dishes_batched_together_match_each_dish_alone(space):
 
 
 def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path, capsys):
-    from evo_nas.launch import run_search
+    from evo_nas.search.launch import run_search
 
     cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
     cfg["output_dir"] = str(tmp_path)

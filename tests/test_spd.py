@@ -10,7 +10,7 @@ import torch
 from scipy.stats import spearmanr
 from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
 
-from common import statefile
+from evo_nas_common import statefile
 from search_spaces import SearchSpace, get_space
 from search_spaces.base import StackedCells
 from search_spaces.darts_rnn import DartsRNNSpace

@@ -10,8 +10,8 @@ import pytest
 import torch
 from surrogate_helpers import synthetic, unique_sample
 
-from common import statefile
-from common.statefile import StateError
+from evo_nas_common import statefile
+from evo_nas_common.statefile import StateError
 from search_spaces import get_space
 from surrogates import SURROGATES
 

@@ -8,7 +8,7 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from evo_nas.cli import main
+from evo_nas.cli.commands import main
 from ground_truths.table import TableError, TableGroundTruth, TableWarning
 from search_spaces import get_space
 

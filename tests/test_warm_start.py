@@ -13,11 +13,11 @@ import yaml
 from click.testing import CliRunner
 from test_engine import config
 
-from evo_nas.cli import main
-from evo_nas.compare_search import median_evaluations, search_summary
-from evo_nas.config import ConfigError
-from evo_nas.launch import run_search
-from evo_nas.rundir import RunDir
+from evo_nas.cli.commands import main
+from evo_nas.compare.search import median_evaluations, search_summary
+from evo_nas.config.errors import ConfigError
+from evo_nas.rundir.files import RunDir
+from evo_nas.search.launch import run_search
 from ground_truths.table import TableGroundTruth
 from search_spaces import get_space
 from surrogates import SURROGATES

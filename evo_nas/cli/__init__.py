@@ -1,0 +1,1 @@
+"""The ``evo-nas`` command line."""

@@ -1,0 +1,202 @@
+"""The ``evo-nas`` command line."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from evo_nas.config.errors import ConfigError
+from evo_nas.rundir.lock import RunDirError
+from evo_nas_common.statefile import StateError
+
+#: what ``run`` and ``resume`` report in one line (exit status 2) instead of a traceback
+_REFUSALS = (ConfigError, RunDirError, StateError)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Warnings as one line each, on stderr (not Python's two lines with a source line)."""
+    click.echo(f"warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="evo-nas")
+def main() -> None:
+    """Surrogate-assisted evolutionary search over recurrent-cell architectures."""
+    warnings.showwarning = _show_warning
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory of that name.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--check", is_flag=True, help="Only validate CONFIG and build what it names; write nothing."
+)
+def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
+    """Run the search described by CONFIG (a search.yaml)."""
+    from evo_nas.reports.summary import cost_line
+    from evo_nas.search.launch import check_config, start_run
+
+    if check:
+        try:
+            rd = check_config(config)
+        except _REFUSALS as e:
+            _fail(str(e))
+        click.echo(f"{config}: valid (a run writes {rd.path})")
+        return
+    try:
+        engine, rd = start_run(config, overwrite=overwrite, progress=False if quiet else None)
+        best = engine.run()
+    except _REFUSALS as e:
+        _fail(str(e))
+    _print_best(best)
+    click.echo(cost_line(rd.path))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def resume(run_dir: Path, quiet: bool) -> None:
+    """Continue the run in RUN_DIR where it stopped."""
+    from evo_nas.reports.summary import cost_line
+    from evo_nas.search.launch import resume_search
+
+    try:
+        best = resume_search(run_dir, progress=False if quiet else None)
+    except _REFUSALS as e:
+        _fail(str(e))
+    _print_best(best)
+    click.echo(cost_line(run_dir))
+
+
+def _print_best(best: dict) -> None:
+    if not best:
+        click.echo("no finite result yet")
+        return
+    click.echo(
+        f"best objective {best['objective']:.6g} (evaluation {best['found_at_evaluation']} of "
+        f"{best['evaluations']}): {best['describe']}"
+    )
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--top", default=10, show_default=True, help="How many cells to list.")
+@click.option("--plots", is_flag=True, help="Also write figures to RUN_DIR/plots/.")
+def show(run_dir: Path, top: int, plots: bool) -> None:
+    """Best cells and progress of the run in RUN_DIR, as tables (and figures)."""
+    from evo_nas.reports.summary import progress_table, top_table, write_run_plots
+
+    try:
+        click.echo(top_table(run_dir, top))
+        click.echo()
+        click.echo(progress_table(run_dir))
+        if plots:
+            for p in write_run_plots(run_dir):
+                click.echo(f"wrote {p}")
+    except (OSError, ValueError) as e:
+        _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--top", default=5, show_default=True, help="How many cells to export.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default RUN_DIR/export).",
+)
+def export(run_dir: Path, top: int, out: Path | None) -> None:
+    """Write the TOP best genotypes as JSON, with a script that rebuilds them as modules."""
+    from evo_nas.reports.summary import export_top
+
+    try:
+        folder = export_top(run_dir, top, out)
+    except (OSError, ValueError, KeyError) as e:
+        _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+    click.echo(f"wrote {folder / 'top_cells.json'} and {folder / 'rebuild_cells.py'}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--points", default=100, show_default=True, help="Grid points over the space.")
+@click.option("--truth", is_flag=True, help="Also evaluate every point with the ground truth.")
+def sweep(run_dir: Path, points: int, truth: bool) -> None:
+    """Plot the run's fitted surrogate (and the ground truth) along a one-dimensional space."""
+    from evo_nas.reports.sweep import sweep_run
+
+    try:
+        csv_path, png = sweep_run(run_dir, points, truth)
+    except (ConfigError, OSError, ValueError, KeyError) as e:
+        _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+    click.echo(f"wrote {csv_path} and {png}")
+
+
+@main.group()
+def compare() -> None:
+    """Compare surrogates head to head (prediction quality, or whole searches)."""
+
+
+@compare.command(name="predict")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def compare_predict(config: Path, quiet: bool) -> None:
+    """Fit each surrogate on training sets of growing size; score them on one test set."""
+    from evo_nas.compare.predict import load_predict_config, run_predict_comparison
+
+    try:
+        out = run_predict_comparison(load_predict_config(config), progress=not quiet)
+    except ConfigError as e:
+        _fail(str(e))
+    click.echo((out / "summary.md").read_text())
+    click.echo(f"results in {out}")
+
+
+@compare.command(name="search")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def compare_search(config: Path, quiet: bool) -> None:
+    """Run one search configuration with each method and seed, under the same budget."""
+    from evo_nas.compare.search import load_search_compare, run_search_comparison
+
+    try:
+        cfg, base, base_dir = load_search_compare(config)
+        out = run_search_comparison(cfg, base, base_dir, progress=not quiet)
+    except ConfigError as e:
+        _fail(str(e))
+    click.echo((out / "summary.md").read_text())
+    click.echo(f"results in {out}")
+
+
+@main.command(name="list")
+def list_() -> None:
+    """Registered search spaces, surrogates and ground truths."""
+    from ground_truths import GROUND_TRUTHS
+    from search_spaces import SPACES
+    from surrogates import SURROGATES
+
+    for title, reg in (
+        ("search spaces", SPACES),
+        ("surrogates", SURROGATES),
+        ("ground truths", GROUND_TRUTHS),
+    ):
+        click.echo(f"{title}: {', '.join(reg.names())}")
+
+
+def _add_training_commands() -> None:
+    from evo_nas.cli.train import data, train
+
+    main.add_command(train)
+    main.add_command(data)
+
+
+_add_training_commands()

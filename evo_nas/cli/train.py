@@ -1,0 +1,187 @@
+"""``evo-nas train`` (train one cell on PTB) and ``evo-nas data fetch`` (install a corpus)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from tqdm import tqdm
+
+from evo_nas_common.data_files import DataError
+from evo_nas_common.registry import UnknownNameError
+from ground_truths.digits_data import fetch_mnist
+from ground_truths.ptb_corpus import fetch_ptb
+from ground_truths.ptb_trainer import PRESETS, PTBTrainer
+from search_spaces import GenotypeError, get_space
+
+#: dataset name -> its verified fetch (source, dest)
+_FETCHERS = {"ptb": fetch_ptb, "mnist": fetch_mnist}
+_TRAINER_OPTIONS = set(inspect.signature(PTBTrainer).parameters) - {"space"}
+
+
+def _parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as YAML scalars (``1e-3``, ``true``, ``null``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"'{item}' is not key=value", param_hint="--set")
+        if key not in _TRAINER_OPTIONS:
+            known = ", ".join(sorted(_TRAINER_OPTIONS))
+            raise click.BadParameter(f"unknown option '{key}' (known: {known})", param_hint="--set")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _plot(curve: list[dict[str, Any]], batch_ppl: list[float], path: Path, title: str) -> None:
+    """Training perplexity per batch (when trained here) and validation perplexity per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    per_epoch = len(batch_ppl) / max(len(curve), 1)
+    if batch_ppl:
+        xs = [(i + 1) / per_epoch for i in range(len(batch_ppl))]
+        ax.plot(xs, batch_ppl, lw=0.8, alpha=0.7, label="train (batch)")
+    epochs = [row["epoch"] for row in curve]
+    ax.plot(epochs, [row["train_ppl"] for row in curve], "s--", label="train (epoch mean)")
+    ax.plot(epochs, [row["val_ppl"] for row in curve], "o-", label="validation")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("perplexity")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@click.command("train")
+@click.option("--space", "space_name", default="darts_rnn", show_default=True)
+@click.option("--genotype", required=True, help="A genotype the space accepts, or a built-in name.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="cpu", show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any trainer option.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="PTB folder.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--test/--no-test", default=True, show_default=True, help="Report test perplexity.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True
+)
+def train(
+    space_name: str,
+    genotype: str,
+    preset: str,
+    epochs: int | None,
+    sets: tuple[str, ...],
+    data: Path | None,
+    device: str,
+    test: bool,
+    out: Path,
+) -> None:
+    """Train one cell's language model on Penn Treebank and report its perplexities.
+
+    Writes OUT/curve.json (learning curve and final perplexities) and OUT/curve.png. The
+    training checkpoints every epoch under OUT/cache, so rerunning resumes it; a finished
+    configuration is answered from the cache.
+    """
+    try:
+        space = get_space(space_name)
+        g = space.validate(genotype)
+    except (UnknownNameError, GenotypeError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    options = {"test": test, **_parse_sets(sets)}
+    if epochs is not None:
+        options["epochs"] = epochs
+    try:
+        trainer = PTBTrainer(space, preset=preset, data_dir=data, device=device, **options)
+    except (ValueError, TypeError) as e:
+        raise click.UsageError(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.attach(out / "cache")
+    cfg = trainer.config
+    click.echo(
+        f"{space.describe(g)} | preset {preset} | nhid {cfg.nhid} | epochs {cfg.epochs} "
+        f"| device {trainer.device}"
+    )
+    batch_ppl: list[float] = []
+    bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["event"] == "batch":
+            if bar.total is None:
+                bar.reset(total=event["batches"] * (cfg.epochs - event["epoch"] + 1))
+            batch_ppl.append(event["ppl"])
+            bar.update()
+            bar.set_postfix(
+                epoch=event["epoch"], loss=f"{event['loss']:.3f}", ppl=f"{event['ppl']:.1f}"
+            )
+        else:
+            tqdm.write(
+                f"epoch {event['epoch']}: train ppl {event['train_ppl']:.2f}, "
+                f"valid ppl {event['val_ppl']:.2f}{' (ASGD)' if event['asgd'] else ''}"
+            )
+
+    trainer.progress = progress
+    try:
+        result = trainer.evaluate_one(g)
+    finally:
+        bar.close()
+    metrics = result.metrics
+    report = {
+        "space": space_name,
+        "genotype": space.to_json(g),
+        "preset": preset,
+        "config": dataclasses.asdict(cfg),
+        "status": result.status,
+        "message": result.message,
+        "val_ppl": result.objective if math.isfinite(result.objective) else None,
+        "test_ppl": metrics.get("test_ppl"),
+        "train_s": result.cost_s,
+        "params": metrics.get("params"),
+        "curve": metrics.get("curve", []),
+    }
+    (out / "curve.json").write_text(json.dumps(report, indent=2))
+    if report["curve"]:
+        title = f"{space.describe(g)} ({preset})"
+        _plot(report["curve"], batch_ppl, out / "curve.png", title)
+    if result.status != "ok":
+        raise click.ClickException(f"training {result.status}: {result.message}")
+    line = f"valid ppl {result.objective:.2f}"
+    if report["test_ppl"] is not None:
+        line += f", test ppl {report['test_ppl']:.2f}"
+    click.echo(f"{line} ({result.cost_s:.0f} s); wrote {out / 'curve.json'}")
+
+
+@click.group("data")
+def data() -> None:
+    """Install the datasets the trainers read."""
+
+
+@data.command("fetch")
+@click.argument("dataset", type=click.Choice(list(_FETCHERS)))
+@click.option("--source", default=None, help="URL, archive or folder (default: a public copy).")
+@click.option(
+    "--dest",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Target folder (default: $EVO_NAS_DATA/DATASET, else the user cache).",
+)
+def fetch(dataset: str, source: str | None, dest: Path | None) -> None:
+    """Download or copy DATASET, verify its checksums and install it."""
+    try:
+        folder = _FETCHERS[dataset](source, dest)
+    except (DataError, OSError) as e:
+        click.echo(f"error: {e}", err=True)  # bad input, in one line, as everywhere else
+        sys.exit(2)
+    click.echo(f"{dataset}: installed and verified in {folder}")

@@ -1,0 +1,233 @@
+"""``evo-nas compare search``: one search configuration, run with each method and seed.
+
+Every (method, seed) is an ordinary run directory under ``<output>/runs/``, so a killed
+comparison resumes each unfinished run where it stopped and skips the finished ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from pydantic import Field, PositiveInt, field_validator, model_validator
+from tqdm import tqdm
+
+from evo_nas.config.components import Component, Section, validated_options
+from evo_nas.config.errors import ConfigError
+from evo_nas.config.schema import (
+    Seed,
+    build_ground_truth,
+    build_space,
+    parse_config,
+    read_yaml,
+    validate_model,
+)
+from evo_nas.reports.summary import best_so_far, surrogate_costs
+from evo_nas.rundir.files import RunDir, atomic_write_text
+from evo_nas.search.launch import resume_search, run_search
+
+
+class MethodEntry(Section):
+    """One way to search: a surrogate (or none) and overrides of the search sections."""
+
+    label: str
+    surrogate: Component | None = None
+    search: dict[str, Any] = Field(default_factory=dict)
+    surrogate_loop: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("surrogate", mode="before")
+    @classmethod
+    def _none(cls, value: Any) -> Any:
+        if value in (None, "none") or (isinstance(value, dict) and value.get("name") == "none"):
+            return None
+        return {"name": value} if isinstance(value, str) else value
+
+
+class SearchCompareConfig(Section):
+    """A whole ``compare search`` YAML."""
+
+    name: str = "compare_search"
+    output_dir: Path = Path("runs")
+    base: Path
+    methods: list[MethodEntry] = Field(min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    target: float | None = None
+    target_quantile: float = Field(0.01, gt=0, lt=1)
+    #: a method whose median evaluations to the target the others are divided by
+    reference: str | None = None
+    n_jobs: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _unique(self) -> SearchCompareConfig:
+        labels = [m.label for m in self.methods]
+        dup = {x for x in labels if labels.count(x) > 1}
+        if dup:
+            raise ValueError(f"methods: label {sorted(dup)[0]!r} is used twice")
+        if self.reference is not None and self.reference not in labels:
+            raise ValueError(f"reference: {self.reference!r} is not a method label")
+        return self
+
+
+def load_search_compare(path: Path | str) -> tuple[SearchCompareConfig, dict[str, Any], Path]:
+    """The comparison config, the base search config's raw mapping, and its folder."""
+    here = Path(path).parent.resolve()
+    cfg = validate_model(SearchCompareConfig, read_yaml(path))
+    if not cfg.output_dir.is_absolute():
+        cfg.output_dir = (here / cfg.output_dir).resolve()
+    base_path = cfg.base if cfg.base.is_absolute() else (here / cfg.base).resolve()
+    base = read_yaml(base_path)
+    if not isinstance(base, dict):
+        raise ConfigError(f"base: {base_path} must hold a search config mapping")
+    return cfg, base, base_path.parent
+
+
+def run_config(
+    cfg: SearchCompareConfig, base: dict[str, Any], method: MethodEntry, seed: int
+) -> dict[str, Any]:
+    """The search config of one (method, seed) run."""
+    out = copy.deepcopy(base)
+    out["name"] = f"{method.label}__s{seed}"
+    out["output_dir"] = str(Path(cfg.output_dir) / cfg.name / "runs")
+    out["seed"] = seed
+    out["surrogate"] = None if method.surrogate is None else method.surrogate.model_dump()
+    for section in ("search", "surrogate_loop"):
+        out[section] = {**out.get(section, {}), **getattr(method, section)}
+    out.setdefault("logging", {})["progress"] = False
+    return out
+
+
+def _run_one(config: dict[str, Any], base_dir: Path) -> str:
+    cfg = parse_config(config, base_dir)
+    rd = RunDir(Path(cfg.output_dir) / cfg.name)
+    if rd.exists():
+        if any(e.get("event") == "done" for e in rd.read_events()):
+            return cfg.name
+        resume_search(rd.path, progress=False)
+    else:
+        run_search(cfg, progress=False)
+    return cfg.name
+
+
+def evaluations_to_reach(curve: np.ndarray, target: float) -> int | None:
+    """The first evaluation count at which the best so far is at or below ``target``."""
+    hit = np.nonzero(curve <= target)[0]
+    return int(hit[0]) + 1 if hit.size else None
+
+
+def run_search_comparison(
+    cfg: SearchCompareConfig, base: dict[str, Any], base_dir: Path, progress: bool = True
+) -> Path:
+    """Run every (method, seed) search; write results.csv, summary.md and the curves plot."""
+    from evo_nas.reports.plots import plot_best_so_far
+
+    out = Path(cfg.output_dir) / cfg.name
+    configs = {(m.label, s): run_config(cfg, base, m, s) for m in cfg.methods for s in cfg.seeds}
+    first = None
+    for (label, _), c in configs.items():  # validate everything before running anything
+        try:
+            parsed = parse_config(c, base_dir)
+            for section in ("space", "ground_truth", "surrogate"):
+                comp = getattr(parsed, section)
+                if comp is not None:
+                    validated_options(section, comp)
+        except ConfigError as e:
+            raise ConfigError(f"methods[{label}]: {e}") from None
+        first = first or parsed
+    target = cfg.target
+    if target is None and first is not None:
+        space = build_space(first)
+        gt = build_ground_truth(first, space)
+        try:
+            values = [r.objective for r in gt.evaluate(gt.genotypes())]
+        except NotImplementedError:
+            values = []
+        finite = np.array([v for v in values if math.isfinite(v)])
+        target = float(np.quantile(finite, cfg.target_quantile)) if finite.size else None
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(configs), desc="searches", disable=not progress)
+    jobs = (delayed(_run_one)(c, base_dir) for c in configs.values())
+    for _ in Parallel(n_jobs=cfg.n_jobs, return_as="generator")(jobs):
+        bar.update(1)
+    bar.close()
+    curves: dict[str, list[np.ndarray]] = {}
+    rows = []
+    for (label, seed), c in configs.items():
+        curve = best_so_far(Path(c["output_dir"]) / c["name"])
+        curves.setdefault(label, []).append(curve)
+        reach = evaluations_to_reach(curve, target) if target is not None else None
+        rows.append(
+            {
+                "method": label,
+                "seed": seed,
+                "final_best": float(curve[-1]) if curve.size else math.inf,
+                "evaluations": int(curve.size),
+                "evals_to_target": reach,
+                "surrogate_s": round(surrogate_costs(Path(c["output_dir"]) / c["name"])[0], 2),
+            }
+        )
+    cols = ["method", "seed", "final_best", "evaluations", "evals_to_target", "surrogate_s"]
+    csv_lines = [",".join(cols)] + [
+        ",".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows
+    ]
+    atomic_write_text(out / "results.csv", "\n".join(csv_lines) + "\n")
+    atomic_write_text(out / "summary.md", search_summary(rows, target, cfg.reference))
+    plot_best_so_far(curves, out / "best_so_far.png", target)
+    return out
+
+
+def median_evaluations(reach: list[int | None]) -> tuple[float, float, float]:
+    """Median and quartiles of evaluations to the target; a run that never reached it counts
+    as more than any that did (inf), so the median is finite while half the runs reach it."""
+    values = sorted(math.inf if r is None else float(r) for r in reach)
+
+    def quantile(q: float) -> float:  # linear between neighbours; inf if one of them is
+        pos = q * (len(values) - 1)
+        lo, hi = values[math.floor(pos)], values[math.ceil(pos)]
+        return math.inf if math.isinf(hi) else lo + (hi - lo) * (pos - math.floor(pos))
+
+    return quantile(0.5), quantile(0.25), quantile(0.75)
+
+
+def search_summary(
+    rows: list[dict[str, Any]], target: float | None, reference: str | None = None
+) -> str:
+    """Markdown: evaluations to reach the target (median, quartiles, share reached; as a
+    multiple of the reference method's median), final best, surrogate wall time."""
+    labels = list(dict.fromkeys(r["method"] for r in rows))
+    medians = {
+        label: median_evaluations([r["evals_to_target"] for r in rows if r["method"] == label])
+        for label in labels
+    }
+    ref = medians[reference][0] if reference in medians else None
+    lines = [
+        f"target objective: {'n/a' if target is None else f'{target:.6g}'}"
+        + (f"; medians relative to {reference}" if ref is not None else ""),
+        "",
+        "| method | runs | evaluations to target: median [quartiles] | reached | "
+        + ("× reference | " if ref is not None else "")
+        + "final best (mean ± std) | surrogate s per run (median) |",
+        "|---|---|---|---|" + ("---|" if ref is not None else "") + "---|---|",
+    ]
+    for label in labels:
+        rs = [r for r in rows if r["method"] == label]
+        best = np.array([r["final_best"] for r in rs])
+        reached = sum(r["evals_to_target"] is not None for r in rs)
+        median, q1, q3 = medians[label]
+        ratio = f"{median / ref:.2f} | " if ref is not None and math.isfinite(ref) else ""
+        if ref is not None and not ratio:
+            ratio = "n/a | "
+        seconds = np.median([r.get("surrogate_s") or 0.0 for r in rs])
+        lines.append(
+            f"| {label} | {len(rs)} | {_count(median)} [{_count(q1)}, {_count(q3)}] | "
+            f"{reached}/{len(rs)} | {ratio}{best.mean():.4g} ± {best.std():.3g} | "
+            f"{seconds:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _count(value: float) -> str:
+    return f"{value:g}" if math.isfinite(value) else "not reached"

@@ -1,0 +1,283 @@
+"""The search configuration: its schema, defaults and validation, and what it builds.
+
+Every error a user can make in a YAML file becomes a
+:class:`~evo_nas.config.errors.ConfigError` whose message is one line naming the key and the
+problem; the CLI prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from evo_nas.config.components import (
+    Component,
+    Section,
+    construct,
+    resolve_component,
+    takes_option,
+)
+from evo_nas.config.errors import ConfigError, first_error
+from evo_nas.config.yaml_input import YAMLInputError
+from evo_nas.config.yaml_input import read_yaml as _read_yaml
+from ground_truths import GroundTruth
+from search_spaces import GenotypeError, SearchSpace
+from surrogates import Surrogate
+
+#: a seed of python, numpy and torch alike (numpy's legacy seeding takes 32 bits, and the
+#: seeds derived from it, e.g. seed * 1_000_003 + round, stay within torch's 64)
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+#: the most cells (or steps) a size may ask for: beyond this one step would not end in any
+#: reasonable time, nor fit in memory, so such a value is a typo, refused up front
+MAX_SIZE = 100_000
+Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]
+#: workers, threads, retries and the like
+MAX_COUNT = 1024
+Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+
+
+def _name_only(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+class SearchSection(Section):
+    """How candidates are proposed."""
+
+    strategy: Literal["generational", "steady_state"] = "generational"
+    algorithm: Literal["regularized", "mu_plus_lambda", "random"] = "regularized"
+    generator: Literal["mutation", "nao"] = "mutation"
+    population: Size = 20
+    sample: Size = 5
+    offspring: Size = 10
+    initial: list[Any] = Field(default_factory=list, max_length=MAX_SIZE)
+    pool: bool = False
+    pool_options: dict[str, Any] = Field(default_factory=dict)
+    mutation_retries: Count = 20
+    max_stale_generations: Size = 50
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> SearchSection:
+        if self.algorithm == "regularized" and self.sample > self.population:
+            raise ValueError(
+                f"sample ({self.sample}) must not exceed population ({self.population})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _steady_state_is_not_generational(self) -> SearchSection:
+        if self.strategy == "steady_state" and self.algorithm == "mu_plus_lambda":
+            raise ValueError(
+                "strategy steady_state works with regularized or random search, "
+                "not mu_plus_lambda (a generational algorithm)"
+            )
+        return self
+
+
+class SurrogateLoopSection(Section):
+    """The outer loop of surrogate-assisted search (ignored with ``surrogate: none``)."""
+
+    warmup: Size = 10
+    #: rank this many unseen random cells (pool members in pool mode) with the surrogate
+    #: before any ground truth and warm up on the best of them; 0: a random warm-up
+    warmup_candidates: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
+    generations: Size = 5
+    promote: Size = 5
+    #: promotion order: the prediction, or ``mean - kappa * spread`` where the surrogate
+    #: gives a spread (a lower confidence bound: uncertain cells get a chance)
+    promote_by: Literal["mean", "lcb"] = "mean"
+    kappa: Annotated[float, Field(ge=0, le=1e6)] = 1.0
+    explore: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
+
+
+class BudgetSection(Section):
+    """When the search stops: ground-truth evaluations and/or wall time."""
+
+    evaluations: PositiveInt | None = 100
+    wall_time_s: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetSection:
+        if self.evaluations is None and self.wall_time_s is None:
+            raise ValueError("set evaluations, wall_time_s or both")
+        return self
+
+
+class ExecutionSection(Section):
+    """Where and how ground-truth evaluations run."""
+
+    backend: Literal["local", "dask", "ray"] = "local"
+    workers: Count = 1
+    address: str | None = None
+    threads_per_worker: Count | None = None
+    gpus_per_task: Annotated[float, Field(ge=0, le=MAX_COUNT)] = 0.0
+    retries: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2
+    timeout_s: PositiveFloat | None = None
+
+
+class LoggingSection(Section):
+    """What the run shows while it works."""
+
+    progress: bool = True
+    tensorboard: bool = False
+
+
+class FinalSection(Section):
+    """Retrain the best cells of a finished search with another ground truth (and seeds)."""
+
+    top_k: Size = 3
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_COUNT)
+    ground_truth: Component
+
+    _normalise = field_validator("ground_truth", mode="before")(_name_only)
+
+
+class SearchConfig(Section):
+    """A whole ``search.yaml``."""
+
+    name: str = "search"
+    output_dir: Path = Path("runs")
+    seed: Seed = 0
+    space: Component
+    ground_truth: Component
+    surrogate: Component | None = None
+    search: SearchSection = Field(default_factory=SearchSection)
+    surrogate_loop: SurrogateLoopSection = Field(default_factory=SurrogateLoopSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    execution: ExecutionSection = Field(default_factory=ExecutionSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    final: FinalSection | None = None
+
+    _normalise_space = field_validator("space", "ground_truth", mode="before")(_name_only)
+
+    @field_validator("surrogate", mode="before")
+    @classmethod
+    def _surrogate_none(cls, value: Any) -> Any:
+        value = _name_only(value)
+        if value is None or (isinstance(value, dict) and value.get("name") in ("none", None)):
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _warm_start_is_generational(self) -> SearchConfig:
+        if self.surrogate_loop.warmup_candidates and self.search.strategy == "steady_state":
+            raise ValueError(
+                "surrogate_loop.warmup_candidates: the steady_state strategy warms up on "
+                "random cells; set 0 or use strategy generational"
+            )
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not value or "/" in value or "\\" in value or value in (".", ".."):
+            raise ValueError(f"'{value}' is not a plain directory name")
+        return value
+
+
+def validate_model(model: type[BaseModel], data: Any) -> Any:
+    """``model.model_validate(data)`` with the first error as a one-line ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError("config: the file must hold a mapping of keys to values")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(first_error(e)) from None
+
+
+def parse_config(data: Any, base_dir: Path) -> SearchConfig:
+    """Validate a config mapping; relative paths are taken from ``base_dir``."""
+    cfg = validate_model(SearchConfig, data)
+    if not cfg.output_dir.is_absolute():
+        cfg.output_dir = (base_dir / cfg.output_dir).resolve()
+    for section in ("space", "ground_truth", "surrogate"):
+        resolve_component(section, getattr(cfg, section), base_dir)
+    if cfg.final is not None:
+        resolve_component("ground_truth", cfg.final.ground_truth, base_dir)
+    return cfg
+
+
+def read_yaml(path: Path | str) -> Any:
+    """The content of a YAML file (:mod:`evo_nas.config.yaml_input`); any problem is a
+    ConfigError."""
+    try:
+        return _read_yaml(path)
+    except YAMLInputError as e:
+        raise ConfigError(str(e)) from None
+
+
+def load_config(path: Path | str) -> SearchConfig:
+    """Read and validate a YAML search config."""
+    return parse_config(read_yaml(path), Path(path).parent.resolve())
+
+
+def build_space(cfg: SearchConfig) -> SearchSpace:
+    """The search space named by the config."""
+    return construct("space", cfg.space)
+
+
+def build_ground_truth(cfg: SearchConfig, space: SearchSpace) -> GroundTruth:
+    """The ground truth named by the config, for ``space``."""
+    return construct("ground_truth", cfg.ground_truth, space=space)
+
+
+def build_surrogate(cfg: SearchConfig, space: SearchSpace) -> Surrogate | None:
+    """The surrogate named by the config (None for evolution on the ground truth)."""
+    if cfg.surrogate is None:
+        return None
+    return construct("surrogate", cfg.surrogate, space=space, seed=cfg.seed)
+
+
+def initial_genotypes(cfg: SearchConfig, space: SearchSpace) -> list[Any]:
+    """``search.initial`` parsed by the space (names such as DARTS_V2 are accepted)."""
+    out = []
+    for i, obj in enumerate(cfg.search.initial):
+        try:
+            out.append(space.validate(obj))
+        except GenotypeError as e:
+            raise ConfigError(f"search.initial[{i}]: {e}") from None
+    return out
+
+
+def config_to_dict(cfg: SearchConfig) -> dict[str, Any]:
+    """A plain, YAML-friendly dict of the resolved config."""
+    return cfg.model_dump(mode="json")
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Lines ``key: old -> new`` for every leaf that differs."""
+    diffs: list[str] = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, "<unset>"), new.get(k, "<unset>")
+        where = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, where + ".")
+        elif a != b:
+            diffs.append(f"{where}: {a!r} -> {b!r}")
+    return diffs
+
+
+def build_final_ground_truth(cfg: SearchConfig, space: SearchSpace, seed: int) -> GroundTruth:
+    """The final stage's ground truth for one seed (passed as its ``seed`` option)."""
+    assert cfg.final is not None
+    comp = cfg.final.ground_truth
+    options = dict(comp.options)
+    if takes_option("ground_truth", comp, "seed"):
+        options["seed"] = seed
+    elif len(cfg.final.seeds) > 1:
+        raise ConfigError(
+            f"final.seeds: ground truth '{comp.name}' takes no seed, so give a single seed"
+        )
+    try:
+        return construct("ground_truth", comp.model_copy(update={"options": options}), space=space)
+    except ConfigError as e:
+        raise ConfigError(f"final.{e}") from None

@@ -1,0 +1,179 @@
+"""Plain-text reports of a run directory: the best cells and the progress of the search."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evo_nas.rundir.files import RunDir, atomic_write_text
+
+
+def _objective(text: str) -> float:
+    return float(text) if text not in ("", "inf") else math.inf
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def top_table(run_dir: Path, top: int = 10) -> str:
+    """The ``top`` best ground-truth results of a run, best first."""
+    rows = RunDir(run_dir).read_evaluations()
+    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    body = []
+    for rank, r in enumerate(ranked, start=1):
+        genotype = r["genotype"] if len(r["genotype"]) <= 72 else r["genotype"][:69] + "..."
+        body.append([str(rank), r["index"], r["objective"], r["status"], r["phase"], genotype])
+    header = ["rank", "eval", "objective", "status", "phase", "genotype"]
+    return f"best {len(ranked)} of {len(rows)} evaluated cells\n" + _table(header, body)
+
+
+def best_so_far(run_dir: Path) -> np.ndarray:
+    """Best objective after each ground-truth evaluation of a run."""
+    values = [_objective(r["objective"]) for r in RunDir(run_dir).read_evaluations()]
+    return np.minimum.accumulate(np.array(values)) if values else np.array([])
+
+
+def surrogate_costs(run_dir: Path) -> tuple[float, int]:
+    """The surrogate's own wall time in a run (fits and predictions) and the cells it
+    screened, summed from the events."""
+    seconds, screened = 0.0, 0
+    for e in RunDir(run_dir).read_events():
+        if e.get("event") in ("fit", "warm_start", "done"):
+            seconds += float(e.get("fit_s") or 0) + float(e.get("predict_s") or 0)
+            screened += int(e.get("screened") or 0)
+    return seconds, screened
+
+
+def cost_line(run_dir: Path) -> str:
+    """What a run spent on the ground truth, and what its surrogate did instead."""
+    rows = RunDir(run_dir).read_evaluations()
+    trained = sum(float(r["cost_s"] or 0) for r in rows)
+    line = f"{len(rows)} ground-truth evaluations ({_duration(trained)} in all)"
+    seconds, screened = surrogate_costs(run_dir)
+    if not screened:
+        return line
+    line += f"; the surrogate screened {screened:,} cells in {_duration(seconds)}"
+    if rows and trained > 0:
+        unseen = max(0, screened - len(rows))
+        saved = unseen * trained / len(rows)
+        line += (
+            f": evaluating the {unseen:,} it kept from the ground truth would have cost about "
+            f"{_duration(saved)} more at this run's mean evaluation time"
+        )
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def progress_table(run_dir: Path, points: int = 10) -> str:
+    """Best-so-far objective against ground-truth evaluations, and what the run has spent."""
+    rd = RunDir(run_dir)
+    rows = rd.read_evaluations()
+    if not rows:
+        return "no ground-truth evaluation yet"
+    curve = best_so_far(run_dir)
+    n = len(curve)
+    marks = sorted({max(1, round(n * i / points)) for i in range(1, points + 1)})
+    body = [[str(m), f"{curve[m - 1]:.6g}"] for m in marks]
+    statuses = Counter(r["status"] for r in rows)
+    cost = sum(float(r["cost_s"] or 0) for r in rows)
+    events = rd.read_events()
+    done = [e for e in events if e.get("event") == "done"]
+    state = f"finished: {done[-1]['reason']}" if done else "not finished (resume it to continue)"
+    summary = (
+        f"{n} evaluations ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}), "
+        f"ground-truth cost {cost:.1f} s; {state}"
+    )
+    return summary + "\n" + _table(["evaluations", "best so far"], body)
+
+
+def _space_of(run_dir: Path) -> Any:
+    from evo_nas.config.schema import build_space, parse_config
+
+    rd = RunDir(run_dir)
+    return build_space(parse_config(rd.read_config(), rd.path.resolve()))
+
+
+def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
+    """best_so_far.png, refits.png and drawings of the ``top`` best cells, in RUN_DIR/plots."""
+    from evo_nas.reports.plots import draw_cell, plot_best_so_far, plot_refits
+
+    rd = RunDir(run_dir)
+    out = rd.path / "plots"
+    paths = [plot_best_so_far({rd.path.name: [best_so_far(rd.path)]}, out / "best_so_far.png")]
+    rows = rd.read_evaluations()
+    points = [
+        (int(r["round"]), float(r["predicted"]), _objective(r["objective"]))
+        for r in rows
+        if r["predicted"] and math.isfinite(_objective(r["objective"]))
+    ]
+    paths.append(plot_refits(points, out / "refits.png"))
+    space = _space_of(run_dir)
+    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    for rank, r in enumerate(ranked, start=1):
+        g = space.from_json(json.loads(r["genotype"]))
+        title = f"#{rank}: objective {_objective(r['objective']):.6g} (evaluation {r['index']})"
+        paths.append(draw_cell(space, g, out / f"cell_{rank}.png", title))
+    return paths
+
+
+_SNIPPET = '''"""Rebuild the exported cells as torch modules (written by `evo-nas export`)."""
+
+import json
+from pathlib import Path
+
+from search_spaces import get_space
+
+space = get_space({name!r}, **{options!r})
+cells = json.loads((Path(__file__).parent / "top_cells.json").read_text())
+modules = {{
+    c["key"]: space.build_cell(space.from_json(c["genotype"]), input_size=32, hidden_size=32)
+    for c in cells
+}}
+
+if __name__ == "__main__":
+    for c in cells:
+        n = sum(p.numel() for p in modules[c["key"]].parameters())
+        print(f"#{{c['rank']}} objective {{c['objective']}}: {{n}} parameters at size 32")
+'''
+
+
+def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
+    """Write the ``top`` best genotypes (JSON) and a snippet that rebuilds them as modules."""
+    rd = RunDir(run_dir)
+    out = Path(out_dir) if out_dir is not None else rd.path / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = rd.read_evaluations()
+    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    cells = [
+        {
+            "rank": rank,
+            "key": r["key"],
+            "genotype": json.loads(r["genotype"]),
+            "objective": r["objective"] if r["objective"] == "inf" else float(r["objective"]),
+            "status": r["status"],
+            "evaluation": int(r["index"]),
+        }
+        for rank, r in enumerate(ranked, start=1)
+    ]
+    atomic_write_text(out / "top_cells.json", json.dumps(cells, indent=2))
+    space_cfg = rd.read_config()["space"]
+    snippet = _SNIPPET.format(name=space_cfg["name"], options=space_cfg.get("options") or {})
+    atomic_write_text(out / "rebuild_cells.py", snippet)
+    return out

@@ -1,0 +1,282 @@
+"""The run directory: resolved config, event log, evaluation table, best cell, checkpoint.
+
+Files are written so that a SIGKILL at any instant leaves a resumable directory: the
+checkpoint and ``best.json`` are replaced atomically (temp file + rename), the checkpoint
+before the latest is kept as ``checkpoint.prev.json`` (a damaged latest one falls back to
+it), and the append-only logs are cut back to what the checkpoint knows when a run resumes.
+One process at a time works in a run directory (``run.lock``, :mod:`evo_nas.rundir.lock`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evo_nas.config.yaml_input import read_yaml
+from evo_nas.rundir.lock import RunDirError, RunLock
+
+EVALUATION_COLUMNS = [
+    "index",
+    "key",
+    "genotype",
+    "objective",
+    "status",
+    "cost_s",
+    "phase",
+    "round",
+    "predicted",
+    "message",
+    "metrics",
+]
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a new temporary file beside ``path``, flushed to disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes, previous: Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
+
+    With ``previous``, the file being replaced is kept there (itself replaced atomically).
+    """
+    tmp = _write_temp(path, data)
+    try:
+        if previous is not None and path.exists():
+            os.replace(path, previous)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text version of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode())
+
+
+def _json_float(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return x
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) by strings, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    return _json_float(obj)
+
+
+class RunDir:
+    """Reads and writes one run's files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.yaml"
+        self.events_path = self.path / "events.jsonl"
+        self.evaluations_path = self.path / "evaluations.csv"
+        self.best_path = self.path / "best.json"
+        self.checkpoint_path = self.path / "checkpoint.json"
+        self.previous_checkpoint_path = self.path / "checkpoint.prev.json"
+        self.lock_path = self.path / "run.lock"
+        self.ground_truth_dir = self.path / "ground_truth"
+
+    def checkpoint_files(self) -> list[Path]:
+        """The checkpoints present, newest first."""
+        paths = (self.checkpoint_path, self.previous_checkpoint_path)
+        return [p for p in paths if p.exists()]
+
+    def exists(self) -> bool:
+        """Whether a run was started here (it has a checkpoint or a config)."""
+        return bool(self.checkpoint_files()) or self.config_path.exists()
+
+    def lock(self) -> RunLock:
+        """Take the run directory (creating it) for this process; refused while another has it."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            return RunLock(self.lock_path).acquire()
+        except OSError as e:
+            raise RunDirError(
+                f"{self.path}: cannot be used as a run directory ({e.strerror or e})"
+            ) from None
+
+    def refuse_if_locked(self) -> None:
+        """Raise naming the holder when another process works here (creates nothing)."""
+        if self.lock_path.exists():
+            RunLock(self.lock_path).acquire().release()
+
+    def create(self, config: dict[str, Any]) -> None:
+        """Start a fresh run: write the resolved config and empty logs."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        for p in (
+            self.events_path,
+            self.best_path,
+            self.checkpoint_path,
+            self.previous_checkpoint_path,
+        ):
+            p.unlink(missing_ok=True)
+        self.events_path.touch()
+        self.rewrite_evaluations([])
+
+    def read_config(self) -> Any:
+        """The config stored in the run directory (as the user may have edited it)."""
+        return read_yaml(self.config_path)
+
+    def holds_results(self) -> str | None:
+        """What this directory holds beyond a freshly created run (None: nothing)."""
+        if self.events_path.exists() and self.events_path.stat().st_size:
+            return f"{self.events_path.name} is not empty"
+        if self.evaluations_path.exists():
+            header = ",".join(EVALUATION_COLUMNS).encode()
+            if self.evaluations_path.read_bytes().strip() != header:
+                return f"{self.evaluations_path.name} holds rows"
+        if self.best_path.exists():
+            return f"{self.best_path.name} exists"
+        return None
+
+    # -- append-only logs ----------------------------------------------------------------------
+    def append_event(self, event: dict[str, Any]) -> None:
+        """One JSON line, flushed to disk."""
+        with self.events_path.open("a") as fh:
+            fh.write(json.dumps(to_jsonable(event), sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _event_lines(self) -> list[bytes]:
+        """The complete lines of ``events.jsonl`` (a line cut by a kill has no newline)."""
+        if not self.events_exist():
+            return []
+        lines = self.events_path.read_bytes().splitlines(keepends=True)
+        return [ln for ln in lines if ln.endswith(b"\n")]
+
+    def check_events(self, n_lines: int) -> None:
+        """Refuse unless the first ``n_lines`` events, those a checkpoint accounts for, are here."""
+        if n_lines and not self.events_exist():
+            raise RunDirError(
+                f"{self.events_path}: missing, but the checkpoint accounts for {n_lines} events; "
+                "refusing to resume without them (restore the file)"
+            )
+        lines = self._event_lines()
+        if len(lines) < n_lines:
+            raise RunDirError(
+                f"{self.events_path}: holds {len(lines)} complete events, the checkpoint "
+                f"accounts for {n_lines}; refusing to resume without them (restore the file)"
+            )
+        for i, line in enumerate(lines[:n_lines], start=1):
+            if _event(line) is None:
+                raise RunDirError(
+                    f"{self.events_path}: line {i} is not a JSON event (damaged); "
+                    "refusing to resume over it (restore the file)"
+                )
+
+    def truncate_events(self, n_lines: int) -> None:
+        """Keep only the first ``n_lines`` events (those the checkpoint accounts for)."""
+        atomic_write_bytes(self.events_path, b"".join(self._event_lines()[:n_lines]))
+
+    def events_exist(self) -> bool:
+        return self.events_path.exists()
+
+    def read_events(self) -> list[dict[str, Any]]:
+        """Every complete event line, up to the first that is not one."""
+        out = []
+        for line in self._event_lines():
+            event = _event(line)
+            if event is None:
+                break  # a line cut by a kill: everything before it is good
+            out.append(event)
+        return out
+
+    @staticmethod
+    def _row(record: dict[str, Any]) -> list[Any]:
+        res = record["result"]
+        pred = record.get("predicted")
+        return [
+            record["index"],
+            record["key"],
+            json.dumps(record["genotype"]),
+            repr(res.objective) if math.isfinite(res.objective) else "inf",
+            res.status,
+            f"{res.cost_s:.6g}",
+            record["phase"],
+            record["round"],
+            "" if pred is None else repr(float(pred)),
+            res.message,
+            json.dumps(to_jsonable(res.metrics), sort_keys=True),
+        ]
+
+    def append_evaluation(self, record: dict[str, Any]) -> None:
+        """One row of ``evaluations.csv``."""
+        with self.evaluations_path.open("a", newline="") as fh:
+            csv.writer(fh).writerow(self._row(record))
+            fh.flush()
+
+    def rewrite_evaluations(self, records: list[dict[str, Any]]) -> bool:
+        """Write ``evaluations.csv`` from scratch; False when the old file did not begin
+        with these rows (it was missing or damaged, not merely longer)."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(EVALUATION_COLUMNS)
+        for r in records:
+            w.writerow(self._row(r))
+        data = buf.getvalue().encode()
+        intact = self.evaluations_path.exists() and self.evaluations_path.read_bytes().startswith(
+            data
+        )
+        atomic_write_bytes(self.evaluations_path, data)
+        return intact
+
+    def read_evaluations(self) -> list[dict[str, str]]:
+        """Rows of ``evaluations.csv`` as dicts of strings."""
+        try:
+            with self.evaluations_path.open(newline="") as fh:
+                return list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise RunDirError(f"{self.evaluations_path}: not a CSV table ({e})") from None
+
+    # -- atomic files --------------------------------------------------------------------------
+    def write_best(self, best: dict[str, Any]) -> None:
+        atomic_write_text(self.best_path, json.dumps(to_jsonable(best), indent=2, sort_keys=True))
+
+    def read_best(self) -> dict[str, Any] | None:
+        return json.loads(self.best_path.read_text()) if self.best_path.exists() else None
+
+    def save_checkpoint(self, data: bytes, keep_previous: bool = True) -> None:
+        """Replace the checkpoint atomically; the one it replaces becomes the previous one."""
+        previous = self.previous_checkpoint_path if keep_previous else None
+        atomic_write_bytes(self.checkpoint_path, data, previous)
+
+    def remove_stale_temporaries(self) -> None:
+        """Temporary files a kill left behind (only while holding the run's lock)."""
+        for p in self.path.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+
+
+def _event(line: bytes) -> dict[str, Any] | None:
+    """One events.jsonl line as a dict, or None when it is not one."""
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return event if isinstance(event, dict) else None

@@ -1,0 +1,269 @@
+"""One run of the search, wired from its config: components, state, outputs, strategy.
+
+:class:`SearchEngine` builds the space, ground truth and surrogate the config names, the
+search state (fresh, or restored from a checkpoint), the ground-truth cache, the event sink
+and the checkpointer, then hands the search to the strategy ``search.strategy`` names and,
+when it is done, to the final stage. Starting and resuming run directories is
+:mod:`evo_nas.search.launch`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from evo_nas.config.errors import ConfigError, first_line
+from evo_nas.config.schema import (
+    SearchConfig,
+    build_final_ground_truth,
+    build_ground_truth,
+    build_space,
+    build_surrogate,
+    config_to_dict,
+    initial_genotypes,
+)
+from evo_nas.execution.evaluation import Dispatcher, GroundTruthCache, Record
+from evo_nas.execution.executors import InlineExecutor, make_executor
+from evo_nas.rundir.events import EventSink, evaluation_event
+from evo_nas.rundir.files import RunDir
+from evo_nas.rundir.lock import RunLock
+from evo_nas.search.budget import Budget
+from evo_nas.search.checkpoint import Checkpoint, CheckpointWarning
+from evo_nas.search.checkpointer import Checkpointer
+from evo_nas.search.evolution import Evolver, make_individual
+from evo_nas.search.final_stage import run_final_stage
+from evo_nas.search.fitness import Fitness
+from evo_nas.search.generational import Generational
+from evo_nas.search.parts import Search
+from evo_nas.search.state import Generators, SearchState
+from evo_nas.search.steady_state import SteadyState
+from evo_nas.search.strategy import InFlight, Strategy
+from evo_nas_common.statefile import dumps
+from search_spaces import Genotype, SearchSpace
+from search_spaces.pool import PoolSpace
+
+#: ``search.strategy`` -> the strategy it names
+STRATEGIES: dict[str, type[Strategy]] = {
+    "generational": Generational,
+    "steady_state": SteadyState,
+}
+
+
+def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:
+    try:
+        return PoolSpace(space, members, **cfg.search.pool_options)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"search.pool_options: {e}") from None
+
+
+class SearchEngine:
+    """One run of the search, bound to its run directory; ``checkpoint`` resumes it."""
+
+    def __init__(
+        self,
+        cfg: SearchConfig,
+        run_dir: RunDir,
+        progress: bool | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        space = build_space(cfg)
+        self.ground_truth = build_ground_truth(cfg, space)
+        if cfg.search.pool:
+            try:
+                members = self.ground_truth.genotypes()
+            except NotImplementedError:
+                raise ConfigError(
+                    f"search.pool: ground truth '{cfg.ground_truth.name}' cannot list its cells"
+                ) from None
+            space = _pool_space(cfg, space, members)
+        self.space = space
+        self.surrogate = build_surrogate(cfg, space)
+        initial = initial_genotypes(cfg, space)
+        if cfg.search.generator == "nao" and not callable(
+            getattr(self.surrogate, "generate", None)
+        ):
+            raise ConfigError(
+                "search.generator: nao needs a surrogate that generates candidates (surrogate: nao)"
+            )
+        if (
+            cfg.surrogate_loop.warmup_candidates
+            and self.surrogate is not None
+            and not self.surrogate.ranks_unfitted
+        ):
+            raise ConfigError(
+                f"surrogate_loop.warmup_candidates: surrogate '{cfg.surrogate.name}' cannot rank "
+                "cells before it has seen any ground truth; set 0 (a random warm-up)"
+            )
+        if cfg.final is not None:  # refuse a bad final stage now, not after the search
+            build_final_ground_truth(cfg, space, cfg.final.seeds[0])
+        self.show_progress = cfg.logging.progress if progress is None else progress
+        budget = Budget(cfg)
+        self.cache = GroundTruthCache(
+            space, None, cfg.budget.evaluations, self._on_record, budget.out_of_time
+        )
+        generators = Generators(cfg.seed)
+        self.state = checkpoint.state if checkpoint is not None else SearchState()
+        self.events = EventSink(run_dir, budget.elapsed, cfg.logging.tensorboard)
+        self.strategy_cls = STRATEGIES[cfg.search.strategy]
+        fitness = Fitness(
+            cfg.seed,
+            space,
+            self.surrogate,
+            self.cache,
+            self.state,
+            self.events,
+            self.strategy_cls.replays_steps,
+        )
+        evolver = Evolver(
+            space,
+            generators.numpy,
+            fitness,
+            fitness.taken,
+            cfg.search.sample,
+            cfg.search.mutation_retries,
+            generators.python,
+        )
+        config = dumps(config_to_dict(cfg), "config")
+        self.checkpointer = Checkpointer(config, run_dir, space, self.cache, self.events, budget)
+        self.search = Search(
+            cfg,
+            space,
+            initial,
+            self.state,
+            self.cache,
+            fitness,
+            evolver,
+            generators,
+            self.events,
+            budget,
+            self.checkpointer,
+        )
+        #: the run directory's lock, held until :meth:`run` returns
+        self.lock: RunLock | None = None
+        #: for a resumed run, the cells its checkpoint holds in flight
+        self.resumed: InFlight | None = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    # -- results ----------------------------------------------------------------------------
+    def _on_record(self, record: Record) -> None:
+        """A new ground-truth result: event, evaluations.csv, hall of fame, best.json,
+        checkpoint, progress bar."""
+        self.events.emit(evaluation_event(record))
+        self.run_dir.append_evaluation(record)
+        ind = make_individual(self.space, self.space.from_json(record["genotype"]))
+        ind.fitness.values = (record["result"].objective,)
+        self.state.hof.update([ind])
+        best = self.cache.best_summary()
+        if best is not None:
+            self.run_dir.write_best(best)
+        self.checkpointer.save()
+        self.events.advance(None if best is None else best["objective"])
+
+    # -- resuming ---------------------------------------------------------------------------
+    def _load_surrogate(self, ck: Checkpoint) -> str | None:
+        """Restore the fitted surrogate; why it must be refitted instead, if it must."""
+        if self.surrogate is None:
+            return None
+        if ck.surrogate is None:
+            return "the checkpoint holds no fitted state" if self.state.fitted else None
+        try:
+            self.surrogate.load_state_dict(ck.surrogate)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as e:
+            # the surrogate's settings changed since the checkpoint (a new default of the
+            # installed version), or its state was damaged: refit it on the results so far
+            return first_line(e)
+        return None
+
+    def _restore(self, ck: Checkpoint) -> None:
+        """Continue from a checkpoint: generators, results, logs cut back to match."""
+        self.search.generators.restore(ck.rng)
+        stale = self._load_surrogate(ck)
+        self.cache.load(ck.records)
+        self.events.written = ck.events_written
+        self.search.budget.resume_at(ck.elapsed_s)
+        self.run_dir.remove_stale_temporaries()
+        self.run_dir.truncate_events(self.events.written)
+        if not self.run_dir.rewrite_evaluations(self.cache.records):
+            warnings.warn(
+                f"{self.run_dir.evaluations_path}: missing or damaged; rebuilt from the "
+                f"checkpoint's {len(self.cache.records)} results",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+        best = self.cache.best_summary()
+        if best is not None:
+            self.run_dir.write_best(best)
+        self.checkpointer.resume(ck)
+        self.resumed = dict(ck.in_flight)
+        self.events.emit({"event": "resume", "evaluations": len(self.cache.records)})
+        if ck.recovered is not None:
+            self.events.emit({"event": "checkpoint_recovered", "reason": ck.recovered})
+        if self.resumed:
+            self.events.emit({"event": "requeue", "keys": sorted(self.resumed)})
+        if stale is not None:
+            warnings.warn(
+                f"{ck.path}: the surrogate's state does not load ({stale}); refitting it on "
+                f"the {len(self.cache.records)} results so far",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+            self.events.emit({"event": "surrogate_refit", "reason": stale})
+            self.search.fitness.fit()
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run (or continue) until a budget is spent; returns the best result.
+
+        The run directory's lock (taken by :func:`~evo_nas.search.launch.start_run` or
+        :func:`~evo_nas.search.launch.resume_search`) is released when this returns, however it
+        returns.
+        """
+        try:
+            return self._run()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
+
+    def _run(self) -> dict[str, Any]:
+        self.ground_truth.attach(self.run_dir.ground_truth_dir)
+        execution = self.cfg.execution
+        executor = make_executor(execution)
+        cores = os.cpu_count() or 1
+        threads = execution.threads_per_worker or (
+            max(1, cores // executor.workers) if executor.workers > 1 else None
+        )
+        self.cache.dispatcher = Dispatcher(
+            executor,
+            self.ground_truth,
+            threads,
+            execution.retries,
+            execution.timeout_s,
+            self.events.retry,
+        )
+        if isinstance(executor, InlineExecutor) and hasattr(self.ground_truth, "progress"):
+            self.ground_truth.progress = self.events.training_progress  # in process: show inside
+        if self.surrogate is not None and hasattr(self.surrogate, "progress"):
+            self.surrogate.progress = self.events.training_progress
+        self.events.open_progress(
+            self.cfg.budget.evaluations, len(self.cache.records), self.show_progress
+        )
+        try:
+            self.strategy_cls(self.search).run(executor.workers, self.resumed)
+        finally:
+            self.events.close_progress()
+            executor.close()
+        if not any(e.get("event") == "done" for e in self.run_dir.read_events()):
+            done = {"event": "done", "reason": self.state.reason}
+            if self.surrogate is not None:
+                done.update(self.search.fitness.take_costs())
+            self.events.emit(done)
+        if self.cfg.final is not None:
+            run_final_stage(
+                self.cfg, self.space, self.cache.records, self.run_dir, self.events.emit
+            )
+        return self.cache.best_summary() or {}

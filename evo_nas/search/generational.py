@@ -1,0 +1,132 @@
+"""The generational strategy: warm-up, then rounds of generations and promotions.
+
+The run advances in steps (the warm-up, one generation, one promotion); each starts with a
+snapshot of the state. A resumed run restores the snapshot and replays the step: everything
+in it is deterministic given the snapshot, and the evaluations it already made are cache
+hits, so it ends exactly as an uninterrupted run would (on CPU, with a fixed seed), with no
+evaluation repeated or lost.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from evo_nas.search.evolution import genotype_of, make_individual
+from evo_nas.search.fitness import Fitness
+from evo_nas.search.parts import Search
+from evo_nas.search.strategy import InFlight, Strategy
+from search_spaces import Genotype
+
+
+class Generational(Strategy):
+    """Step by step; each step's evaluations are a batch spread over the workers."""
+
+    replays_steps = True
+
+    def run(self, workers: int, resumed: InFlight | None) -> None:
+        search, st = self.search, self.search.state
+        replaying = resumed is not None  # the restored boundary is this step's start
+        while True:
+            if replaying:
+                replaying = False
+            else:
+                if st.phase not in ("done", "start"):
+                    search.check_done()
+                search.snapshot()
+            if st.phase == "done":
+                break
+            if st.phase == "start":
+                _start(search)
+            elif st.phase == "evolve":
+                search.generation()
+            else:
+                _promote(search)
+
+
+def _start(search: Search) -> None:
+    """The first step: the initial population, or the warm-up and the first fit."""
+    cfg, st = search.cfg, search.state
+    if not search.with_surrogate and cfg.search.algorithm == "random":
+        if search.initial:
+            search.fitness.ground_truth(list(search.initial), "evolve")
+        st.phase = "evolve"
+        return
+    size = cfg.search.population if not search.with_surrogate else cfg.surrogate_loop.warmup
+    if cfg.budget.evaluations is not None:  # the ground truth answers no more than that
+        size = min(size, cfg.budget.evaluations)
+    chosen = [make_individual(search.space, g) for g in search.initial][:size]
+    predicted = None
+    if search.with_surrogate and cfg.surrogate_loop.warmup_candidates:
+        best, pred = search.ranked_unseen(size - len(chosen), {i.key for i in chosen})
+        if search.initial:
+            pred = [*search.fitness.predict([genotype_of(i) for i in chosen]), *pred]
+        chosen, predicted = chosen + best, [float(p) for p in pred]
+    else:
+        chosen += search.evolver.random_unseen(size - len(chosen), {i.key for i in chosen})
+    phase = "warmup" if search.with_surrogate else "evolve"
+    values = search.fitness.ground_truth([genotype_of(i) for i in chosen], phase, predicted)
+    for ind, v in zip(chosen, values):
+        ind.fitness.values = (v,)
+    evaluated = [i for i in chosen if not math.isnan(i.fitness.values[0])]
+    if not search.with_surrogate:
+        st.population = evaluated
+        search.log_generation(evaluated, len(evaluated))
+    else:
+        st.round = 1
+        search.fitness.fit()
+        ranked = sorted(evaluated, key=lambda i: i.fitness.values[0])
+        population = ranked[: cfg.search.population]
+        population += search.evolver.random_unseen(
+            cfg.search.population - len(population), {i.key for i in population}
+        )
+        search.set_predicted_population(population)
+    st.phase = "evolve"
+
+
+def _promote(search: Search) -> None:
+    """The best predicted unseen cells of the round (and random ones) to the ground truth,
+    then a refit and a new round."""
+    cfg, st, fitness = search.cfg, search.state, search.fitness
+    ranked = sorted((p, k, g) for k, (g, p) in st.round_seen.items() if not fitness.known(k))
+    if cfg.surrogate_loop.promote_by == "lcb" and ranked:
+        ranked = _lower_bound_order(fitness, ranked, cfg.surrogate_loop.kappa)
+    top = ranked[: cfg.surrogate_loop.promote]
+    chosen = [g for _, _, g in top]
+    predicted = [p for p, _, _ in top]
+    if cfg.surrogate_loop.explore:
+        extra = search.evolver.random_unseen(
+            cfg.surrogate_loop.explore, {search.space.key(g) for g in chosen}
+        )
+        extra_g = [genotype_of(i) for i in extra]
+        chosen += extra_g
+        predicted += [float(p) for p in fitness.predict(extra_g)] if extra_g else []
+    search.events.emit(
+        {
+            "event": "promote",
+            "round": st.round,
+            "keys": [search.space.key(g) for g in chosen],
+            "predicted": predicted,
+        }
+    )
+    search.cache.evaluate(chosen, "promote", st.round, predicted)
+    new_evals = search.new_evaluations()
+    st.stale = 0 if new_evals else st.stale + 1
+    if search.cache.exhausted():
+        return
+    st.round += 1
+    fitness.fit()
+    search.set_predicted_population(st.population)
+    st.phase = "evolve"
+
+
+def _lower_bound_order(
+    fitness: Fitness, ranked: list[tuple[float, str, Genotype]], kappa: float
+) -> list[tuple[float, str, Genotype]]:
+    """The round's candidates by ``mean - kappa * spread`` (the spread asked of the surrogate
+    now; a candidate without one keeps its mean), each with its prediction as before."""
+    _, std = fitness.predict_with_std([g for _, _, g in ranked])
+    bound = [p - kappa * (s if np.isfinite(s) else 0.0) for (p, _, _), s in zip(ranked, std)]
+    order = sorted(range(len(ranked)), key=lambda i: (bound[i], ranked[i][1]))
+    return [ranked[i] for i in order]
