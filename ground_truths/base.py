@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +67,9 @@ class GroundTruth(abc.ABC):
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
         self.workdir: Path | None = None
+        #: where a long evaluation reports progress when it runs in the run's own process
+        #: (set by the run; a ground truth that reports nothing ignores it)
+        self.progress: Callable[[dict[str, Any]], None] | None = None
 
     def attach(self, workdir: Path) -> None:
         """Give the ground truth a folder of the run for its caches and checkpoints."""

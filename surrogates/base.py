@@ -7,24 +7,47 @@ A surrogate has scikit-learn's estimator shape: constructor arguments are its co
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
 from search_spaces import Genotype, SearchSpace
 
+#: a callback receiving progress events (``{"event": ..., ...}``) during long work
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a surrogate can do beyond ``fit`` and ``predict``: the one place the engine
+    reads it from.
+
+    ``ranks_unfitted``: ``predict`` ranks cells meaningfully before any ``fit`` (a zero-shot
+    surrogate such as the Petri dish, whose warm-up can then pick cells by prediction).
+    ``spread``: ``predict_with_std`` gives a spread per prediction once fitted (``promote_by:
+    lcb`` uses it). ``generates``: ``generate(seeds, n, rng)`` proposes new candidates (NAO's
+    generator, ``search.generator: nao``). ``progress``: long work calls ``self.progress``
+    with events the run shows.
+    """
+
+    ranks_unfitted: bool = False
+    spread: bool = False
+    generates: bool = False
+    progress: bool = False
+
 
 class Surrogate(abc.ABC):
     """A cheap, rank-comparable predictor of the objective."""
 
-    #: whether ``predict`` ranks cells meaningfully before any ``fit`` (a zero-shot
-    #: surrogate such as the Petri dish, whose warm-up can then pick cells by prediction)
-    ranks_unfitted: bool = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
         self.seed = seed
+        #: where long work reports progress (with ``capabilities.progress``; set by the run)
+        self.progress: Progress | None = None
 
     @abc.abstractmethod
     def fit(self, genotypes: Sequence[Genotype], objectives: Sequence[float]) -> Surrogate:
@@ -38,6 +61,13 @@ class Surrogate(abc.ABC):
         """Predictions and their spread where the surrogate knows one (nan elsewhere)."""
         pred = np.asarray(self.predict(genotypes), dtype=float)
         return pred, np.full(len(pred), np.nan)
+
+    def generate(
+        self, seeds: Sequence[Genotype], n: int, rng: np.random.Generator
+    ) -> tuple[list[Genotype], dict[str, Any]]:
+        """Up to ``n`` new candidates near ``seeds`` and statistics of how they were made
+        (with ``capabilities.generates``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate candidates")
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import scipy.stats
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 
 from search_spaces import Genotype, SearchSpace
-from surrogates.base import Surrogate, finite_targets
+from surrogates.base import Capabilities, Surrogate, finite_targets
 
 
 class ParamsSurrogate(Surrogate):
@@ -26,7 +26,8 @@ class ParamsSurrogate(Surrogate):
     Unfitted, or with no correlation, more parameters is predicted better.
     """
 
-    ranks_unfitted = True  # more parameters predicted better until fitted
+    #: more parameters predicted better until fitted
+    capabilities = Capabilities(ranks_unfitted=True)
 
     def __init__(self, space: SearchSpace, seed: int = 0, ref_size: int = 32) -> None:
         super().__init__(space, seed)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from evo_nas_common.devices import resolve_device
 from search_spaces import Genotype, GenotypeError, SearchSpace
-from surrogates.base import Surrogate, finite_targets
+from surrogates.base import Capabilities, Surrogate, finite_targets
 from surrogates.nao_model import EOS, N_SPECIAL, PAD, SOS, NAOModel
 
 
@@ -41,6 +41,8 @@ class NAOSurrogate(Surrogate):
     an early-stopped decoder. With ``augment`` every
     sequence of ``space.equivalent_tokens(g)`` is a training item and predictions average them.
     """
+
+    capabilities = Capabilities(generates=True)  # NAO's gradient-step generator
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import Genotype, SearchSpace
-from surrogates.base import Surrogate
+from surrogates.base import Capabilities, Surrogate
 
 
 class RandomSurrogate(Surrogate):
@@ -19,7 +19,8 @@ class RandomSurrogate(Surrogate):
     the same prediction and evolution on it is a random walk with memory, as a floor should be.
     """
 
-    ranks_unfitted = True  # a random ranking: the floor needs no ground truth either
+    #: a random ranking: the floor needs no ground truth either
+    capabilities = Capabilities(ranks_unfitted=True)
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         super().__init__(space, seed)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from scipy.stats import rankdata, spearmanr
 
 from evo_nas_common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace
-from surrogates.base import Surrogate, finite_targets
+from surrogates.base import Capabilities, Surrogate, finite_targets
 from surrogates.dish_cache import FeatureCache
 from surrogates.readout import ResidualGP
 from surrogates.spd_dish import PetriDish, RNNDishOptions
@@ -132,7 +132,9 @@ class PetriDishSurrogate(Surrogate):
     MLP ones).
     """
 
-    ranks_unfitted = True  # the dish's own score needs no ground truth
+    #: the dish's own score needs no ground truth; the read-out gives a spread; recording
+    #: cells and meta-learning report progress
+    capabilities = Capabilities(ranks_unfitted=True, spread=True, progress=True)
 
     def __init__(
         self,
@@ -204,9 +206,6 @@ class PetriDishSurrogate(Surrogate):
         groups = [seeds] if dish == "mlp" else [[s] for s in seeds]
         self.dishes_ = [self._make_dish(group) for group in groups]
         self.history_: list[list[float]] = [[] for _ in self.dishes_]
-        #: optional callback receiving ``{"event": "meta_step", ...}`` during ``fit`` (the
-        #: run's progress bar: a fit can take minutes)
-        self.progress: Callable[[dict[str, Any]], None] | None = None
         #: one sign per dish (see ``orient``), in the order of :meth:`dish_scores`' rows
         self.signs_: list[float] = [1.0] * o["dishes"]
         #: the rows of :meth:`dish_scores` that ``predict`` combines (see ``keep_fraction``)

@@ -153,9 +153,14 @@ DAMAGED = {
     ),
     "population-genotype": (
         lambda rd: _edit_checkpoints(
-            rd, lambda d: _set("genotype", value=[1, 2])(d["boundary"]["population"][0])
+            rd,
+            lambda d: _set("genotype", value=[1, 2])(d["boundary"]["search"]["population"][0]),
         ),
-        ["boundary.population[0]: not a darts_rnn genotype"],
+        ["boundary.search.population[0]: not a darts_rnn genotype"],
+    ),
+    "strategy-state": (
+        lambda rd: _edit_checkpoints(rd, _set("boundary", "strategy", "phase", value="later")),
+        ["boundary.strategy.phase: Input should be 'start', 'evolve' or 'promote'"],
     ),
     "torch-rng-of-the-wrong-size": (
         lambda rd: _edit_checkpoints(

@@ -53,10 +53,13 @@ BAD = [
     ({"search": {"initial": ["relu0 relu7 relu1 relu1"]}}, "search.initial[0]: node 2"),
     ({"ground_truth": {"options": {"delay_s": "slow"}}}, "ground_truth.options.delay_s"),
     ({"name": "a/b"}, "name: Value error"),
-    ({"search": {"strategy": "eager"}}, "search.strategy: Input should be"),
+    (
+        {"search": {"strategy": "eager"}},
+        "search.strategy: unknown strategy 'eager' (known: generational, steady_state)",
+    ),
     (
         {"search": {"strategy": "steady_state", "algorithm": "mu_plus_lambda"}},
-        "search: strategy steady_state works with regularized or random search, not mu_plus",
+        "search.algorithm: strategy steady_state works with regularized or random search, not mu",
     ),
     ({"execution": {"asynchronous": True}}, "execution.asynchronous: unknown key"),
 ]

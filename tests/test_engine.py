@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import typing
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
+import evo_nas
 from evo_nas.cli.commands import main
 from evo_nas.config.errors import ConfigError
-from evo_nas.config.schema import SearchSection
 from evo_nas.rundir.files import RunDir
-from evo_nas.search.engine import STRATEGIES
 from evo_nas.search.launch import resume_search, run_search
 from evo_nas_common import statefile
 from ground_truths import GROUND_TRUTHS, GroundTruth, Result
@@ -65,10 +63,12 @@ def test_surrogate_assisted_run_writes_the_run_directory(tmp_path, demo_table):
     assert stored["surrogate"]["name"] == "random"
     ckpt = statefile.loads(rd.checkpoint_path.read_bytes())  # plain data, no pickle
     boundary = ckpt["boundary"]
-    assert {"population", "logbook", "hof", "rng", "surrogate"} <= set(boundary)
+    assert {"search", "strategy", "rng", "surrogate"} == set(boundary)
+    assert {"population", "logbook", "hof"} <= set(boundary["search"])
+    assert boundary["strategy"] == {"phase": "promote", "gen_in_round": 2, "stale": 0}
     assert {"python", "numpy", "torch"} == set(boundary["rng"])
     assert len(ckpt["records"]) == 24
-    assert boundary["hof"][0]["fitness"] == [best["objective"]]
+    assert boundary["search"]["hof"][0]["fitness"] == [best["objective"]]
     assert rd.previous_checkpoint_path.exists()  # the generation before is kept
 
 
@@ -333,6 +333,63 @@ def test_in_process_training_reports_to_the_progress_bar(tmp_path, demo_table):
     assert len(ReportingGroundTruth.reported) == 8 and all(ReportingGroundTruth.reported)
 
 
-def test_every_strategy_the_config_can_name_is_wired():
-    names = typing.get_args(SearchSection.model_fields["strategy"].annotation)
-    assert sorted(STRATEGIES) == sorted(names)
+class Batches(evo_nas.Strategy):
+    """A plug-in strategy: random unseen cells in batches of three, counting its batches."""
+
+    replays_steps = True
+
+    def __init__(self, search):
+        super().__init__(search)
+        self.batches = 0
+
+    def state_dict(self):
+        return {"batches": self.batches}
+
+    def load_state_dict(self, state):
+        self.batches = int(state["batches"])
+
+    def run(self, workers, resumed):
+        search = self.search
+        while True:
+            if resumed is None:  # (a resumed run replays the batch it was in)
+                if self.batches:
+                    search.check_done(0)
+                self.snapshot()
+            resumed = None
+            if search.state.done:
+                break
+            cells = search.evolver.random_unseen(3, set())
+            search.fitness.ground_truth([c[0] for c in cells], "evolve")
+            self.batches += 1
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_new_strategy_is_one_class_and_a_registry_line(tmp_path, demo_table):
+    evo_nas.STRATEGIES.register("batches", Batches)
+    try:
+        cfg = config(tmp_path, demo_table, surrogate="none", search={"strategy": "batches"})
+        cfg["budget"] = {"evaluations": 12}
+        run_search(cfg, progress=False)
+        whole = RunDir(tmp_path / "runs" / "run")
+        assert len(whole.evaluations_path.read_text().splitlines()) == 13
+        ckpt = statefile.loads(whole.checkpoint_path.read_bytes())
+        assert ckpt["boundary"]["strategy"] == {"batches": 4}
+
+        engine, rd = evo_nas.start_run(dict(cfg, name="killed"), progress=False)
+        record = engine.cache.on_record
+
+        def on_record(r):
+            record(r)
+            if r["index"] == 7:
+                raise Killed  # as a SIGKILL right after the 7th result's checkpoint
+
+        engine.cache.on_record = on_record
+        with pytest.raises(Killed):
+            engine.run()
+        resume_search(rd.path, progress=False)
+        assert rd.evaluations_path.read_text() == whole.evaluations_path.read_text()
+    finally:
+        evo_nas.STRATEGIES.unregister("batches")

@@ -53,7 +53,8 @@ def _name_only(value: Any) -> Any:
 class SearchSection(Section):
     """How candidates are proposed."""
 
-    strategy: Literal["generational", "steady_state"] = "generational"
+    #: a name in :data:`evo_nas.search.strategy.STRATEGIES` (checked when the engine is built)
+    strategy: Annotated[str, Field(min_length=1, max_length=100)] = "generational"
     algorithm: Literal["regularized", "mu_plus_lambda", "random"] = "regularized"
     generator: Literal["mutation", "nao"] = "mutation"
     population: Size = 20
@@ -70,15 +71,6 @@ class SearchSection(Section):
         if self.algorithm == "regularized" and self.sample > self.population:
             raise ValueError(
                 f"sample ({self.sample}) must not exceed population ({self.population})"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _steady_state_is_not_generational(self) -> SearchSection:
-        if self.strategy == "steady_state" and self.algorithm == "mu_plus_lambda":
-            raise ValueError(
-                "strategy steady_state works with regularized or random search, "
-                "not mu_plus_lambda (a generational algorithm)"
             )
         return self
 
@@ -166,15 +158,6 @@ class SearchConfig(Section):
         if value is None or (isinstance(value, dict) and value.get("name") in ("none", None)):
             return None
         return value
-
-    @model_validator(mode="after")
-    def _warm_start_is_generational(self) -> SearchConfig:
-        if self.surrogate_loop.warmup_candidates and self.search.strategy == "steady_state":
-            raise ValueError(
-                "surrogate_loop.warmup_candidates: the steady_state strategy warms up on "
-                "random cells; set 0 or use strategy generational"
-            )
-        return self
 
     @field_validator("name")
     @classmethod

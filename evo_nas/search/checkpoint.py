@@ -11,7 +11,6 @@ the previous generation (``checkpoint.prev.json``) is used instead, with a warni
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import warnings
@@ -21,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from deap import tools
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,11 +29,9 @@ from pydantic import (
     ValidationError,
 )
 
-from evo_nas.config.errors import first_line
 from evo_nas.rundir.files import RunDir
 from evo_nas.rundir.lock import RunDirError
-from evo_nas.search.evolution import genotype_of, make_individual
-from evo_nas.search.state import RngStates, SearchState, hall_of_fame
+from evo_nas.search.state import RngStates, SearchState, genotype_from_data, plain
 from evo_nas_common.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 from ground_truths import Result
 from search_spaces import Genotype, SearchSpace
@@ -53,46 +49,23 @@ class CheckpointWarning(UserWarning):
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
-    """A JSON-serialisable value as JSON holds it (tuples as lists, keys as strings)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _json(space: SearchSpace, genotype: Genotype) -> Any:
-    return _plain(space.to_json(genotype))
-
-
-def _individual(ind: Any, space: SearchSpace) -> dict[str, Any]:
-    return {"genotype": _json(space, genotype_of(ind)), "fitness": list(ind.fitness.values)}
-
-
-def boundary_json(state: SearchState, space: SearchSpace, rng: RngStates, surrogate: Any) -> bytes:
-    """The step's starting state as JSON (DEAP objects as plain values)."""
-    plain: dict[str, Any] = {}
-    for f in dataclasses.fields(state):
-        name, value = f.name, getattr(state, f.name)
-        if name in ("population", "hof"):
-            plain[name] = [_individual(i, space) for i in value]
-        elif name == "logbook":
-            plain[name] = [dict(row) for row in value]
-        elif name == "round_seen":
-            plain[name] = {k: [_json(space, g), p] for k, (g, p) in value.items()}
-        elif name == "queue" and value is not None:
-            plain[name] = [[p, k, _json(space, g)] for p, k, g in value]
-        else:
-            plain[name] = value
+def boundary_json(
+    state: SearchState, strategy: dict[str, Any], space: SearchSpace, rng: RngStates, surrogate: Any
+) -> bytes:
+    """The step's starting state as JSON: the search's, the strategy's own, the generators'
+    and the fitted surrogate's."""
     version, internal, gauss_next = rng.python
-    plain["rng"] = {
+    rngs = {
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
         "numpy": rng.numpy,
         "torch": rng.torch.numpy().copy(),
     }
-    out = encode(plain, "boundary")
-    out["surrogate"] = encode(surrogate, "surrogate state_dict()")
+    out = {
+        "search": encode(state.to_data(space), "search state"),
+        "strategy": encode(strategy, "strategy state_dict()"),
+        "rng": encode(rngs, "boundary.rng"),
+        "surrogate": encode(surrogate, "surrogate state_dict()"),
+    }
     return dumps_encoded(out)
 
 
@@ -103,11 +76,11 @@ def record_json(record: dict[str, Any]) -> bytes:
         "objective": res.objective,
         "status": res.status,
         "cost_s": res.cost_s,
-        "metrics": _plain(res.metrics),
+        "metrics": plain(res.metrics),
         "message": res.message,
     }
-    plain = {**record, "genotype": _plain(record["genotype"]), "result": result}
-    return dumps_encoded(encode(plain, f"record {record['index']}"))
+    data = {**record, "genotype": plain(record["genotype"]), "result": result}
+    return dumps_encoded(encode(data, f"record {record['index']}"))
 
 
 def checkpoint_bytes(
@@ -125,7 +98,7 @@ def checkpoint_bytes(
         "version": VERSION,
         "events_written": events_written,
         "elapsed_s": encode(elapsed_s),
-        "in_flight": encode(_plain(in_flight), "in_flight"),
+        "in_flight": encode(plain(in_flight), "in_flight"),
     }
     return b"".join(
         [
@@ -146,11 +119,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Individual(_Model):
-    genotype: Any
-    fitness: list[float]
-
-
 class _PythonRng(_Model):
     version: int
     internal: list[int]
@@ -164,22 +132,8 @@ class _Rng(_Model):
 
 
 class _Boundary(_Model):
-    phase: Literal["start", "evolve", "promote", "done"]
-    round: NonNegativeInt
-    generation: NonNegativeInt
-    gen_in_round: NonNegativeInt
-    population: list[_Individual]
-    round_seen: dict[str, tuple[Any, float]]
-    logbook: list[dict[str, Any]]
-    hof: list[_Individual]
-    stale: NonNegativeInt
-    reason: str
-    records_at_boundary: NonNegativeInt
-    # absent from the checkpoints of earlier versions until first needed
-    fitted: bool = False
-    queue: list[tuple[float, str, Any]] | None = None
-    since_fit: NonNegativeInt = 0
-    since_log: NonNegativeInt = 0
+    search: dict[str, Any]
+    strategy: dict[str, Any]
     rng: _Rng
     surrogate: Any
 
@@ -224,6 +178,7 @@ class Checkpoint:
     path: Path
     config: dict[str, Any]
     state: SearchState
+    strategy: dict[str, Any]  # the strategy's state_dict()
     rng: RngStates
     surrogate: Any
     records: list[dict[str, Any]]
@@ -240,19 +195,9 @@ class _Damaged(Exception):
 
 def _genotype(space: SearchSpace, obj: Any, where: str) -> Genotype:
     try:
-        return space.from_json(obj)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
-        raise _Damaged(f"{where}: not a {space.name} genotype ({first_line(e)})") from None
-
-
-def _individuals(space: SearchSpace, items: list[_Individual], where: str) -> list[Any]:
-    out = []
-    for i, item in enumerate(items):
-        ind = make_individual(space, _genotype(space, item.genotype, f"{where}[{i}]"))
-        if item.fitness:
-            ind.fitness.values = tuple(item.fitness)
-        out.append(ind)
-    return out
+        return genotype_from_data(space, obj, where)
+    except ValueError as e:
+        raise _Damaged(str(e)) from None
 
 
 def _rng(saved: _Rng) -> RngStates:
@@ -273,42 +218,6 @@ def _rng(saved: _Rng) -> RngStates:
     except (RuntimeError, TypeError, ValueError) as e:
         raise _Damaged(f"boundary.rng.torch: not a generator state ({e})") from None
     return RngStates(py, saved.numpy, state)
-
-
-def _state(space: SearchSpace, b: _Boundary) -> SearchState:
-    """The boundary state with DEAP objects rebuilt as they were."""
-    logbook = tools.Logbook()
-    for row in b.logbook:
-        logbook.record(**row)
-    hof = hall_of_fame()
-    hof.items = _individuals(space, b.hof, "boundary.hof")
-    hof.keys = [ind.fitness for ind in reversed(hof.items)]  # ascending, as insert keeps them
-    queue = None
-    if b.queue is not None:
-        queue = [
-            (p, k, _genotype(space, g, f"boundary.queue[{i}]"))
-            for i, (p, k, g) in enumerate(b.queue)
-        ]
-    return SearchState(
-        phase=b.phase,
-        round=b.round,
-        generation=b.generation,
-        gen_in_round=b.gen_in_round,
-        population=_individuals(space, b.population, "boundary.population"),
-        round_seen={
-            k: (_genotype(space, g, f"boundary.round_seen[{k!r}]"), p)
-            for k, (g, p) in b.round_seen.items()
-        },
-        logbook=logbook,
-        hof=hof,
-        stale=b.stale,
-        reason=b.reason,
-        records_at_boundary=b.records_at_boundary,
-        fitted=b.fitted,
-        queue=queue,
-        since_fit=b.since_fit,
-        since_log=b.since_log,
-    )
 
 
 def _records(space: SearchSpace, records: list[_Record]) -> list[dict[str, Any]]:
@@ -364,8 +273,14 @@ def _read(path: Path, space: SearchSpace) -> Checkpoint:
         raise _Damaged(_short_error(e)) from None
     records = _records(space, ck.records)
     b = ck.boundary
-    if b.records_at_boundary > len(records):
-        raise _Damaged(f"boundary.records_at_boundary {b.records_at_boundary} > {len(records)}")
+    try:
+        state = SearchState.from_data(b.search, space)
+    except ValueError as e:
+        raise _Damaged(f"boundary.search.{e}") from None
+    if state.records_at_boundary > len(records):
+        raise _Damaged(
+            f"boundary.search.records_at_boundary {state.records_at_boundary} > {len(records)}"
+        )
     if set(ck.in_flight) & {r["key"] for r in records}:
         raise _Damaged("in_flight: a cell in flight is also recorded")
     for k, meta in ck.in_flight.items():
@@ -375,7 +290,8 @@ def _read(path: Path, space: SearchSpace) -> Checkpoint:
     return Checkpoint(
         path=path,
         config=ck.config,
-        state=_state(space, b),
+        state=state,
+        strategy=b.strategy,
         rng=_rng(b.rng),
         surrogate=b.surrogate,
         records=records,

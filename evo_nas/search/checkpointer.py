@@ -34,10 +34,12 @@ class Checkpointer:
     records: list[bytes] = field(default_factory=list)  # cache.records as JSON (they only grow)
     keep_previous: bool = True  # whether the next save keeps the checkpoint it replaces
 
-    def snapshot(self, state: SearchState, rngs: RngStates, surrogate: Any) -> None:
-        """Make ``state`` (with the generators' states and the fitted surrogate's) the
-        boundary that a resume restarts from, and save."""
-        self.boundary = boundary_json(state, self.space, rngs, surrogate)
+    def snapshot(
+        self, state: SearchState, strategy: dict[str, Any], rngs: RngStates, surrogate: Any
+    ) -> None:
+        """Make ``state`` (with the strategy's own, the generators' and the fitted
+        surrogate's) the boundary that a resume restarts from, and save."""
+        self.boundary = boundary_json(state, strategy, self.space, rngs, surrogate)
         self.save()
 
     def save(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from evo_nas.config.errors import ConfigError, first_line
@@ -29,25 +30,21 @@ from evo_nas.rundir.events import EventSink, evaluation_event
 from evo_nas.rundir.files import RunDir
 from evo_nas.rundir.lock import RunLock
 from evo_nas.search.budget import Budget
-from evo_nas.search.checkpoint import Checkpoint, CheckpointWarning
+from evo_nas.search.checkpoint import Checkpoint, CheckpointError, CheckpointWarning
 from evo_nas.search.checkpointer import Checkpointer
 from evo_nas.search.evolution import Evolver, make_individual
 from evo_nas.search.final_stage import run_final_stage
 from evo_nas.search.fitness import Fitness
-from evo_nas.search.generational import Generational
 from evo_nas.search.parts import Search
 from evo_nas.search.state import Generators, SearchState
-from evo_nas.search.steady_state import SteadyState
-from evo_nas.search.strategy import InFlight, Strategy
+from evo_nas.search.strategy import STRATEGIES, InFlight, Strategy
+from evo_nas_common.registry import UnknownNameError
 from evo_nas_common.statefile import dumps
+from ground_truths import GroundTruth
 from search_spaces import Genotype, SearchSpace
 from search_spaces.pool import PoolSpace
-
-#: ``search.strategy`` -> the strategy it names
-STRATEGIES: dict[str, type[Strategy]] = {
-    "generational": Generational,
-    "steady_state": SteadyState,
-}
+from surrogates import Surrogate
+from surrogates.base import Capabilities
 
 
 def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) -> SearchSpace:
@@ -55,6 +52,57 @@ def _pool_space(cfg: SearchConfig, space: SearchSpace, members: list[Genotype]) 
         return PoolSpace(space, members, **cfg.search.pool_options)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"search.pool_options: {e}") from None
+
+
+def strategy_class(cfg: SearchConfig) -> type[Strategy]:
+    """The strategy ``search.strategy`` names, having checked that it can run ``cfg``."""
+    try:
+        cls = STRATEGIES.get(cfg.search.strategy)
+    except UnknownNameError as e:
+        raise ConfigError(f"search.strategy: {e}") from None
+    cls.check_config(cfg)
+    return cls
+
+
+@dataclass
+class Components:
+    """What the config names: the space (a pool of the ground truth's cells in pool mode),
+    the ground truth, the surrogate (None: evolution on the ground truth) and the initial
+    cells."""
+
+    space: SearchSpace
+    ground_truth: GroundTruth
+    surrogate: Surrogate | None
+    initial: list[Genotype]
+
+
+def build_components(cfg: SearchConfig) -> Components:
+    """Build every component the config names and refuse, one line each, combinations that
+    cannot run (a capability the surrogate lacks, a pool the ground truth cannot list)."""
+    space = build_space(cfg)
+    ground_truth = build_ground_truth(cfg, space)
+    if cfg.search.pool:
+        try:
+            members = ground_truth.genotypes()
+        except NotImplementedError:
+            raise ConfigError(
+                f"search.pool: ground truth '{cfg.ground_truth.name}' cannot list its cells"
+            ) from None
+        space = _pool_space(cfg, space, members)
+    surrogate = build_surrogate(cfg, space)
+    can = surrogate.capabilities if surrogate is not None else Capabilities()
+    if cfg.search.generator == "nao" and not can.generates:
+        raise ConfigError(
+            "search.generator: nao needs a surrogate that generates candidates (surrogate: nao)"
+        )
+    if cfg.surrogate_loop.warmup_candidates and surrogate is not None and not can.ranks_unfitted:
+        raise ConfigError(
+            f"surrogate_loop.warmup_candidates: surrogate '{cfg.surrogate.name}' cannot rank "
+            "cells before it has seen any ground truth; set 0 (a random warm-up)"
+        )
+    if cfg.final is not None:  # refuse a bad final stage now, not after the search
+        build_final_ground_truth(cfg, space, cfg.final.seeds[0])
+    return Components(space, ground_truth, surrogate, initial_genotypes(cfg, space))
 
 
 class SearchEngine:
@@ -69,54 +117,33 @@ class SearchEngine:
     ) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
-        space = build_space(cfg)
-        self.ground_truth = build_ground_truth(cfg, space)
-        if cfg.search.pool:
-            try:
-                members = self.ground_truth.genotypes()
-            except NotImplementedError:
-                raise ConfigError(
-                    f"search.pool: ground truth '{cfg.ground_truth.name}' cannot list its cells"
-                ) from None
-            space = _pool_space(cfg, space, members)
-        self.space = space
-        self.surrogate = build_surrogate(cfg, space)
-        initial = initial_genotypes(cfg, space)
-        if cfg.search.generator == "nao" and not callable(
-            getattr(self.surrogate, "generate", None)
-        ):
-            raise ConfigError(
-                "search.generator: nao needs a surrogate that generates candidates (surrogate: nao)"
-            )
-        if (
-            cfg.surrogate_loop.warmup_candidates
-            and self.surrogate is not None
-            and not self.surrogate.ranks_unfitted
-        ):
-            raise ConfigError(
-                f"surrogate_loop.warmup_candidates: surrogate '{cfg.surrogate.name}' cannot rank "
-                "cells before it has seen any ground truth; set 0 (a random warm-up)"
-            )
-        if cfg.final is not None:  # refuse a bad final stage now, not after the search
-            build_final_ground_truth(cfg, space, cfg.final.seeds[0])
+        strategy_cls = strategy_class(cfg)
+        parts = build_components(cfg)
+        self.space, self.ground_truth = parts.space, parts.ground_truth
+        self.surrogate = parts.surrogate
         self.show_progress = cfg.logging.progress if progress is None else progress
+        self.state = checkpoint.state if checkpoint is not None else SearchState()
+        self.search = self._wire(parts.initial, strategy_cls.replays_steps)
+        self.cache, self.events = self.search.cache, self.search.events
+        self.checkpointer = self.search.checkpointer
+        self.strategy = strategy_cls(self.search)
+        #: the run directory's lock, held until :meth:`run` returns
+        self.lock: RunLock | None = None
+        #: for a resumed run, the cells its checkpoint holds in flight
+        self.resumed: InFlight | None = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    def _wire(self, initial: list[Genotype], replays_steps: bool) -> Search:
+        """The parts a strategy drives: cache, fitness, evolver, events and checkpointer."""
+        cfg, space = self.cfg, self.space
         budget = Budget(cfg)
-        self.cache = GroundTruthCache(
+        cache = GroundTruthCache(
             space, None, cfg.budget.evaluations, self._on_record, budget.out_of_time
         )
         generators = Generators(cfg.seed)
-        self.state = checkpoint.state if checkpoint is not None else SearchState()
-        self.events = EventSink(run_dir, budget.elapsed, cfg.logging.tensorboard)
-        self.strategy_cls = STRATEGIES[cfg.search.strategy]
-        fitness = Fitness(
-            cfg.seed,
-            space,
-            self.surrogate,
-            self.cache,
-            self.state,
-            self.events,
-            self.strategy_cls.replays_steps,
-        )
+        events = EventSink(self.run_dir, budget.elapsed, cfg.logging.tensorboard)
+        fitness = Fitness(cfg.seed, space, self.surrogate, cache, self.state, events, replays_steps)
         evolver = Evolver(
             space,
             generators.numpy,
@@ -127,26 +154,20 @@ class SearchEngine:
             generators.python,
         )
         config = dumps(config_to_dict(cfg), "config")
-        self.checkpointer = Checkpointer(config, run_dir, space, self.cache, self.events, budget)
-        self.search = Search(
+        checkpointer = Checkpointer(config, self.run_dir, space, cache, events, budget)
+        return Search(
             cfg,
             space,
             initial,
             self.state,
-            self.cache,
+            cache,
             fitness,
             evolver,
             generators,
-            self.events,
+            events,
             budget,
-            self.checkpointer,
+            checkpointer,
         )
-        #: the run directory's lock, held until :meth:`run` returns
-        self.lock: RunLock | None = None
-        #: for a resumed run, the cells its checkpoint holds in flight
-        self.resumed: InFlight | None = None
-        if checkpoint is not None:
-            self._restore(checkpoint)
 
     # -- results ----------------------------------------------------------------------------
     def _on_record(self, record: Record) -> None:
@@ -181,6 +202,12 @@ class SearchEngine:
     def _restore(self, ck: Checkpoint) -> None:
         """Continue from a checkpoint: generators, results, logs cut back to match."""
         self.search.generators.restore(ck.rng)
+        try:
+            self.strategy.load_state_dict(ck.strategy)
+        except ValueError as e:
+            raise CheckpointError(
+                f"{ck.path}: damaged checkpoint (boundary.strategy.{e})"
+            ) from None
         stale = self._load_surrogate(ck)
         self.cache.load(ck.records)
         self.events.written = ck.events_written
@@ -245,15 +272,15 @@ class SearchEngine:
             execution.timeout_s,
             self.events.retry,
         )
-        if isinstance(executor, InlineExecutor) and hasattr(self.ground_truth, "progress"):
+        if isinstance(executor, InlineExecutor):
             self.ground_truth.progress = self.events.training_progress  # in process: show inside
-        if self.surrogate is not None and hasattr(self.surrogate, "progress"):
+        if self.surrogate is not None and self.surrogate.capabilities.progress:
             self.surrogate.progress = self.events.training_progress
         self.events.open_progress(
             self.cfg.budget.evaluations, len(self.cache.records), self.show_progress
         )
         try:
-            self.strategy_cls(self.search).run(executor.workers, self.resumed)
+            self.strategy.run(executor.workers, self.resumed)
         finally:
             self.events.close_progress()
             executor.close()

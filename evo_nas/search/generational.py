@@ -10,39 +10,89 @@ evaluation repeated or lost.
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, NonNegativeInt
 
 from evo_nas.search.evolution import genotype_of, make_individual
 from evo_nas.search.fitness import Fitness
 from evo_nas.search.parts import Search
+from evo_nas.search.state import checked
 from evo_nas.search.strategy import InFlight, Strategy
 from search_spaces import Genotype
 
+Phase = Literal["start", "evolve", "promote"]
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phase: Phase
+    gen_in_round: NonNegativeInt
+    stale: NonNegativeInt
+
 
 class Generational(Strategy):
-    """Step by step; each step's evaluations are a batch spread over the workers."""
+    """Step by step; each step's evaluations are a batch spread over the workers.
+
+    Its state: the ``phase`` of the next step, the generations so far in the round
+    (``gen_in_round``) and the steps in a row that found no new cell (``stale``).
+    """
 
     replays_steps = True
 
+    def __init__(self, search: Search) -> None:
+        super().__init__(search)
+        self.phase: Phase = "start"
+        self.gen_in_round = 0
+        self.stale = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "gen_in_round": self.gen_in_round, "stale": self.stale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        s = checked(_State, state)
+        self.phase, self.gen_in_round, self.stale = s.phase, s.gen_in_round, s.stale
+
     def run(self, workers: int, resumed: InFlight | None) -> None:
-        search, st = self.search, self.search.state
+        search = self.search
         replaying = resumed is not None  # the restored boundary is this step's start
         while True:
             if replaying:
                 replaying = False
             else:
-                if st.phase not in ("done", "start"):
-                    search.check_done()
-                search.snapshot()
-            if st.phase == "done":
+                if self.phase != "start" and not search.state.done:
+                    search.check_done(self.stale)
+                self.snapshot()
+            if search.state.done:
                 break
-            if st.phase == "start":
-                _start(search)
-            elif st.phase == "evolve":
-                search.generation()
+            if self.phase == "start":
+                self._start()
+            elif self.phase == "evolve":
+                self._generation()
             else:
-                _promote(search)
+                self._promote()
+
+    def _generation(self) -> None:
+        """One generation; with a surrogate the round's last one leads to its promotion."""
+        new_evals = self.search.generation()
+        if not self.search.with_surrogate:
+            self.stale = 0 if new_evals else self.stale + 1
+            return
+        self.gen_in_round += 1
+        if self.gen_in_round >= self.search.cfg.surrogate_loop.generations:
+            self.phase = "promote"
+
+    def _start(self) -> None:
+        _start(self.search)
+        self.phase, self.gen_in_round = "evolve", 0
+
+    def _promote(self) -> None:
+        new_evals = _promote(self.search)
+        self.stale = 0 if new_evals else self.stale + 1
+        if not self.search.cache.exhausted():
+            self.phase, self.gen_in_round = "evolve", 0
 
 
 def _start(search: Search) -> None:
@@ -51,7 +101,6 @@ def _start(search: Search) -> None:
     if not search.with_surrogate and cfg.search.algorithm == "random":
         if search.initial:
             search.fitness.ground_truth(list(search.initial), "evolve")
-        st.phase = "evolve"
         return
     size = cfg.search.population if not search.with_surrogate else cfg.surrogate_loop.warmup
     if cfg.budget.evaluations is not None:  # the ground truth answers no more than that
@@ -82,12 +131,11 @@ def _start(search: Search) -> None:
             cfg.search.population - len(population), {i.key for i in population}
         )
         search.set_predicted_population(population)
-    st.phase = "evolve"
 
 
-def _promote(search: Search) -> None:
+def _promote(search: Search) -> int:
     """The best predicted unseen cells of the round (and random ones) to the ground truth,
-    then a refit and a new round."""
+    then a refit and a new round; returns the new results."""
     cfg, st, fitness = search.cfg, search.state, search.fitness
     ranked = sorted((p, k, g) for k, (g, p) in st.round_seen.items() if not fitness.known(k))
     if cfg.surrogate_loop.promote_by == "lcb" and ranked:
@@ -112,13 +160,12 @@ def _promote(search: Search) -> None:
     )
     search.cache.evaluate(chosen, "promote", st.round, predicted)
     new_evals = search.new_evaluations()
-    st.stale = 0 if new_evals else st.stale + 1
     if search.cache.exhausted():
-        return
+        return new_evals
     st.round += 1
     fitness.fit()
     search.set_predicted_population(st.population)
-    st.phase = "evolve"
+    return new_evals
 
 
 def _lower_bound_order(

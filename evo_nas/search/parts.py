@@ -67,10 +67,10 @@ class Search:
             del ind.fitness.values
         self.evolver.assign(population)
         st.population = population
-        st.gen_in_round = 0
 
-    def generation(self) -> None:
-        """One generation of the configured algorithm (or of NAO's generator)."""
+    def generation(self) -> int:
+        """One generation of the configured algorithm (or of NAO's generator); returns the
+        ground-truth results since the current step began."""
         cfg, st = self.cfg, self.state
         algo, n = cfg.search.algorithm, cfg.search.offspring
         if self.with_surrogate and cfg.search.generator == "nao":
@@ -84,12 +84,7 @@ class Search:
         st.generation += 1
         new_evals = self.new_evaluations()
         self.log_generation(children if algo == "random" else st.population, new_evals)
-        if not self.with_surrogate:
-            st.stale = 0 if new_evals else st.stale + 1
-        else:
-            st.gen_in_round += 1
-            if st.gen_in_round >= cfg.surrogate_loop.generations:
-                st.phase = "promote"
+        return new_evals
 
     def _generated_children(self, n: int) -> list[Any]:
         """NAO's generator instead of mutation: gradient steps from the best predicted cells."""
@@ -125,18 +120,18 @@ class Search:
         )
         return [candidates[i] for i in order], [float(pred[i]) for i in order]
 
-    def check_done(self) -> bool:
-        """Whether a budget is spent or the search is stuck; if so the state is done."""
-        reason = self.budget.stop_reason(self.cache.remaining(), self.state.stale)
-        if reason is None:
-            return False
-        self.state.reason = reason
-        self.state.phase = "done"
-        return True
+    def check_done(self, stale: int) -> bool:
+        """Whether a budget is spent or the search is stuck after ``stale`` steps without a
+        new result; if so the state says why."""
+        reason = self.budget.stop_reason(self.cache.remaining(), stale)
+        if reason is not None:
+            self.state.reason = reason
+        return self.state.done
 
-    def snapshot(self) -> None:
-        """Make the current state the boundary that a resume restarts from, and save it."""
+    def snapshot(self, strategy: dict[str, Any]) -> None:
+        """Make the current state (and the strategy's, ``strategy``) the boundary that a
+        resume restarts from, and save it."""
         self.state.records_at_boundary = len(self.cache.records)
         # an unfitted surrogate has nothing to save (and some refuse to say so)
         surrogate = self.fitness.surrogate.state_dict() if self.state.fitted else None
-        self.checkpointer.snapshot(self.state, self.generators.states(), surrogate)
+        self.checkpointer.snapshot(self.state, strategy, self.generators.states(), surrogate)
