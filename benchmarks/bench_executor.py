@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evo_nas.rundir.files import RunDir
-from evo_nas.search.launch import run_search
+import evo_nas
 from search_spaces import get_space
 
 
@@ -59,9 +58,9 @@ def measure(table: Path, out: Path, asynchronous: bool, evaluations: int, worker
         "execution": {"workers": workers},
     }
     start = time.perf_counter()
-    run_search(cfg, progress=False)
+    evo_nas.run_search(cfg, progress=False)
     wall = time.perf_counter() - start
-    rd = RunDir(out / cfg["name"])
+    rd = evo_nas.RunDir(out / cfg["name"])
     evals = [e for e in rd.read_events() if e["event"] == "evaluation"]
     busy = sum(0.1 * e["cost_s"] for e in evals)
     # the loop itself: from the start of the first evaluation to the end of the last, which

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from evo_nas.search.launch import run_search
+import evo_nas
 from ground_truths.nasbench_nlp_logs import NasBenchNLPGroundTruth
 from search_spaces import get_space
 
@@ -49,7 +49,7 @@ def run_one(base: dict, overrides: dict, seed: int, budget: int, workdir: Path) 
             cfg[k] = v
     cfg.update(name=f"seed{seed}", seed=seed, output_dir=str(workdir))
     cfg["budget"] = {"evaluations": budget, "wall_time_s": None}
-    run_search(cfg, overwrite=True, progress=False, base_dir=EXAMPLE.parent)
+    evo_nas.run_search(cfg, overwrite=True, progress=False, base_dir=EXAMPLE.parent)
     with (workdir / f"seed{seed}" / "evaluations.csv").open(newline="") as fh:
         return [float(row["objective"]) for row in csv.DictReader(fh)]
 

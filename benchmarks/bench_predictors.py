@@ -31,23 +31,27 @@ from typing import Any
 import torch
 import yaml
 
-from evo_nas.compare.predict import PredictCompareConfig, run_predict_comparison
-from evo_nas.config.errors import ConfigError
-from evo_nas.config.schema import validate_model
+import evo_nas
 
 #: the components ``--set`` may address besides the surrogates
 COMPONENTS = ("space", "ground_truth")
 
 
 def parse_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """``["nao.epochs=200", ...]`` -> ``{"nao": {"epochs": 200}}``."""
+    """``["nao.epochs=200", "spd.dish.kind=rnn", ...]`` -> ``{"nao": {"epochs": 200}, "spd":
+    {"dish": {"kind": "rnn"}}}``: a dotted key sets a nested option."""
     out: dict[str, dict[str, Any]] = defaultdict(dict)
     for pair in pairs:
         target, sep, value = pair.partition("=")
-        name, dot, key = target.partition(".")
-        if not sep or not dot or not name or not key:
+        name, *keys = target.split(".")
+        if not sep or not name or not keys or not all(keys):
             raise SystemExit(f"--set expects name.key=value, got '{pair}'")
-        out[name][key] = yaml.safe_load(value)
+        node = out[name]
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise SystemExit(f"--set {target}: {key} was given a value already")
+        node[keys[-1]] = yaml.safe_load(value)
     return dict(out)
 
 
@@ -76,7 +80,7 @@ def seeds_arg(text: str) -> list[int]:
     return seeds
 
 
-def comparison(args: argparse.Namespace) -> PredictCompareConfig:
+def comparison(args: argparse.Namespace) -> evo_nas.PredictCompareConfig:
     """The ``compare predict`` config the arguments describe."""
     options = parse_options(args.set)
     entries = parse_surrogates(args.surrogates)
@@ -98,7 +102,7 @@ def comparison(args: argparse.Namespace) -> PredictCompareConfig:
         "test": {"kind": args.test_kind, "size": args.test_size, "seed": args.test_seed},
         "n_jobs": args.n_jobs,
     }
-    return validate_model(PredictCompareConfig, data)
+    return evo_nas.validate_model(evo_nas.PredictCompareConfig, data)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -123,8 +127,8 @@ def main() -> None:
     args = parser().parse_args()
     torch.set_num_threads(args.threads)
     try:
-        out = run_predict_comparison(comparison(args))
-    except ConfigError as e:
+        out = evo_nas.run_predict_comparison(comparison(args))
+    except evo_nas.ConfigError as e:
         raise SystemExit(f"error: {e}") from None
     print((out / "summary.md").read_text(), end="")
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from evo_nas.config.components import Component, construct
+import evo_nas
 from surrogates.spd import PetriDishSurrogate
 
 
@@ -30,15 +30,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    space = construct("space", Component(name="nasbench_nlp"))
-    gt = construct("ground_truth", Component(name="nasbench_nlp"), space=space)
+    space = evo_nas.build("space", "nasbench_nlp")
+    gt = evo_nas.build("ground_truth", "nasbench_nlp", space=space)
     cells = gt.genotypes()
     objectives = np.array([r.objective for r in gt.evaluate(cells)])
     ok = [i for i in range(len(cells)) if math.isfinite(objectives[i])]
     pick = np.random.default_rng(args.seed).choice(ok, args.cells + args.fit, replace=False)
     test = [cells[i] for i in pick[: args.cells]]
     train = [cells[i] for i in pick[args.cells :]]
-    spd = PetriDishSurrogate(space, seed=args.seed)
+    spd = evo_nas.build("surrogate", "spd", space=space, seed=args.seed)
     t0, c0 = time.perf_counter(), time.process_time()
     spd.predict(test)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -31,10 +31,8 @@ from sklearn.gaussian_process.kernels import RBF, WhiteKernel
 from sklearn.gaussian_process.kernels import ConstantKernel as Constant
 from sklearn.linear_model import RidgeCV
 
-from evo_nas.compare.predict import draw_sets, load_predict_config
-from evo_nas.config.components import construct
+import evo_nas
 from surrogates.readout import ResidualGP, rank_targets
-from surrogates.spd import PetriDishSurrogate
 
 #: (records [N, F], dish scores [N], objectives [N]) -> fitted ranker of (records, scores)
 Model = Callable[
@@ -100,13 +98,15 @@ def main() -> None:
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_predict_config(args.config)
+    cfg = evo_nas.load_predict_config(args.config)
     if args.sizes:
         cfg.sizes = args.sizes
-    space = construct("space", cfg.space)
-    gt = construct("ground_truth", cfg.ground_truth, space=space)
-    test, orders = draw_sets(cfg, space, gt)
-    spd = PetriDishSurrogate(space, seed=args.dish_seed, feature_cache=args.cache)
+    space = evo_nas.build("space", cfg.space.name, cfg.space.options)
+    gt = evo_nas.build("ground_truth", cfg.ground_truth.name, cfg.ground_truth.options, space=space)
+    test, orders = evo_nas.draw_sets(cfg, space, gt)
+    spd = evo_nas.build(
+        "surrogate", "spd", {"feature_cache": args.cache}, space=space, seed=args.dish_seed
+    )
     spd.features([g for g, _ in test] + [g for order in orders.values() for g, _ in order])
     x_test = spd.features([g for g, _ in test])
     s_test = spd.combined_scores(x_test)

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
+import evo_nas
 from ground_truths.mlp_classifier import MLPClassifierGroundTruth
 from search_spaces.sigmoid_slope import SigmoidSlopeSpace
-from surrogates.spd import PetriDishSurrogate
 
 TRAIN_RANGE = (0.37, 1.53)
 
@@ -64,7 +64,9 @@ def parse_sets(items: list[str]) -> dict[str, object]:
 
 def run(space, options, seed, train, y_train, test, y_test, best_slope) -> dict[str, float]:
     began = time.perf_counter()
-    spd = PetriDishSurrogate(space, seed=seed, **options).fit(train, y_train)
+    dish = {"kind": "mlp", **options}
+    spd = evo_nas.build("surrogate", "spd", {"dish": dish}, space=space, seed=seed)
+    spd.fit(train, y_train)
     pred = spd.predict(test)
     wall = time.perf_counter() - began
     top = test[int(np.argmin(pred))]

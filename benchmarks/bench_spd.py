@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+import evo_nas
 from search_spaces import Genotype, SearchSpace, get_space
-from surrogates.spd import PetriDishSurrogate
 
 
 def measure(
@@ -32,7 +32,8 @@ def measure(
 ) -> dict[str, float]:
     """Predict ``motifs`` and fit on the first ``fit`` of them; seconds of each."""
     rng = np.random.default_rng(args.seed)
-    spd = PetriDishSurrogate(space, seed=args.seed, device=device, **json.loads(args.options))
+    options = {"device": device, **json.loads(args.options)}
+    spd = evo_nas.build("surrogate", "spd", options, space=space, seed=args.seed)
     spd.predict(motifs[:8])  # first-call costs (CUDA context, kernel caches) are not the dish's
     t0, c0 = time.perf_counter(), time.process_time()
     pred = spd.predict(motifs)
@@ -53,7 +54,7 @@ def measure(
     spd.fit(train, y)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     after = spearmanr(spd.predict(train), y)[0]
-    steps = spd.options["meta_steps"] * len(spd.dishes_)
+    steps = spd.dish.meta_steps * len(spd.dishes_)
     print(
         f"{device}: fit {len(train)} motifs, {steps} meta-steps in {dt:.1f} s (CPU {cpu:.1f} s,"
         f" {dt / max(steps, 1):.2f} s/step); training Spearman rho {before:.3f} -> {after:.3f}"

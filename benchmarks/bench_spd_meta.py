@@ -27,10 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_predictors import parse_options  # noqa: E402
 
-from evo_nas.compare.predict import PredictCompareConfig, draw_sets  # noqa: E402
-from evo_nas.config.components import construct  # noqa: E402
-from evo_nas.config.schema import validate_model  # noqa: E402
-from surrogates.spd import PetriDishSurrogate  # noqa: E402
+import evo_nas  # noqa: E402
 
 
 def main() -> None:
@@ -46,8 +43,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     # bench_predictors' name.key=value parser, every key an option of the dish
     options = parse_options([f"spd.{pair}" for pair in args.set]).get("spd", {})
-    cfg = validate_model(
-        PredictCompareConfig,
+    cfg = evo_nas.validate_model(
+        evo_nas.PredictCompareConfig,
         {
             "space": "nasbench_nlp",
             "ground_truth": "nasbench_nlp",
@@ -57,17 +54,18 @@ def main() -> None:
             "test": {"size": args.test_size, "seed": args.test_seed},
         },
     )
-    space = construct("space", cfg.space)
-    test, orders = draw_sets(cfg, space, construct("ground_truth", cfg.ground_truth, space=space))
+    space = evo_nas.build("space", cfg.space.name)
+    test, orders = evo_nas.draw_sets(
+        cfg, space, evo_nas.build("ground_truth", "nasbench_nlp", space=space)
+    )
     test_g, test_y = [g for g, _ in test], [y for _, y in test]
     print("| seed | meta steps | train tau | train outer loss | test tau |\n|---|---|---|---|---|")
     for seed in tqdm(args.seeds, desc="seeds"):
         train = orders[seed][: args.size]
         train_g, train_y = [g for g, _ in train], [y for _, y in train]
         for k in [0, *args.steps]:
-            spd = PetriDishSurrogate(
-                space, seed=seed, **{"readout": "none", **options, "meta_steps": k}
-            )
+            dish = {"kind": "rnn", "readout": "none", **options, "meta_steps": k}
+            spd = evo_nas.build("surrogate", "spd", {"dish": dish}, space=space, seed=seed)
             spd.fit(train_g, train_y)
             pred = spd.predict(train_g)
             loss = spd.ranking_loss(pred, train_y)

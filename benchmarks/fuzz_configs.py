@@ -32,17 +32,14 @@ from typing import Any
 import yaml
 from click.testing import CliRunner
 
-from evo_nas.cli.commands import main
-from evo_nas.compare.predict import load_predict_config
-from evo_nas.compare.search import load_search_compare
-from evo_nas.config.errors import ConfigError
+import evo_nas
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: search configs (checked with `run --check`) and comparison configs (their loaders)
 SEARCH = ["table_demo.yaml", "quickstart.yaml", "nbnlp_search.yaml", "sigmoid_slope.yaml"]
 COMPARE = {
-    "compare_nbnlp.yaml": load_predict_config,
-    "compare_search_nbnlp.yaml": load_search_compare,
+    "compare_nbnlp.yaml": evo_nas.load_predict_config,
+    "compare_search_nbnlp.yaml": evo_nas.load_search_compare,
 }
 
 VALUES: list[Any] = [
@@ -225,12 +222,12 @@ def run_case(example: str, data: bytes, folder: Path) -> str:
     if example in COMPARE:
         try:
             COMPARE[example](path)
-        except ConfigError as e:
+        except evo_nas.ConfigError as e:
             message = str(e)
             assert message and "\n" not in message, f"refusal of {len(message)} chars/lines"
             return "refused"
         return "accepted"
-    result = CliRunner().invoke(main, ["run", str(path), "--check"])
+    result = CliRunner().invoke(evo_nas.main, ["run", str(path), "--check"])
     if result.exit_code == 0:
         return "accepted"
     if result.exit_code == 2 and _one_line_error(result.output):

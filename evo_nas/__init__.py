@@ -44,7 +44,7 @@ _WHERE = {
     "load_search_compare": "evo_nas.compare.search",
     "run_search_comparison": "evo_nas.compare.search",
     # the command line, as a click command (``evo-nas``)
-    "cli": "evo_nas.cli.commands",
+    "main": "evo_nas.cli.commands",
     # errors, each a one-line message
     "ConfigError": "evo_nas.config.errors",
     "RunDirError": "evo_nas.rundir.lock",
@@ -66,16 +66,13 @@ _WHERE = {
     "Result": "ground_truths.base",
     "Strategy": "evo_nas.search.strategy",
 }
-#: names whose object has another name where it is defined
-_RENAMED = {"cli": "main"}
-
 __all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'evo_nas' has no attribute '{name}'")
-    value = getattr(importlib.import_module(_WHERE[name]), _RENAMED.get(name, name))
+    value = getattr(importlib.import_module(_WHERE[name]), name)
     globals()[name] = value  # imported once
     return value
 

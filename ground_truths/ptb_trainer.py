@@ -22,10 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic.dataclasses import dataclass as typed_dataclass
 from torch.nn import functional as F
 
 from evo_nas_common.devices import resolve_device
@@ -34,13 +36,22 @@ from ground_truths.ptb_corpus import Corpus, batchify, get_batch, load_corpus, p
 from ground_truths.ptb_model import RNNModel, build_model
 from search_spaces import Genotype, SearchSpace
 
-Preset = Literal["paper", "cpu", "tiny"]
 Progress = Callable[[dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
+#: probabilities of dropping a unit
+Dropout = Annotated[float, Field(strict=True, ge=0.0, lt=1.0)]
+#: counts and sizes of at least one
+AtLeastOne = Annotated[int, Field(strict=True, ge=1, le=10**9)]
+Positive = Annotated[float, Field(strict=True, gt=0, le=1e12, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(strict=True, ge=0, le=1e12, allow_inf_nan=False)]
+
+
+@typed_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TrainConfig:
-    """Everything that determines a training's outcome (hashed into the cache key).
+    """Everything that determines a training's outcome (hashed into the cache key): the PTB
+    trainer's options. Values are typed and bounded when the config is made, one line naming
+    a bad one.
 
     Defaults are DARTS' final-training settings (``paper`` preset). ``epoch_batches`` makes
     an epoch that many batches instead of one pass over the training text (the data cursor
@@ -52,57 +63,37 @@ class TrainConfig:
     word frequencies.
     """
 
-    emsize: int = 850
-    nhid: int = 850
-    dropout: float = 0.75
-    dropouth: float = 0.25
-    dropoutx: float = 0.75
-    dropouti: float = 0.2
-    dropoute: float = 0.1
-    lr: float = 20.0
-    clip: float = 0.25
-    batch_size: int = 64
-    eval_batch_size: int = 10
-    bptt: int = 35
-    max_seq_len_delta: int = 20
-    wdecay: float = 8e-7
-    tar: float = 1e-3
-    nonmono: int = 5
-    asgd: bool = True
-    init_range: float = 0.1
-    unigram_init: bool = False
-    epochs: int = 8000
-    epoch_batches: int | None = None
-    eval_tokens: int | None = None
-    test: bool = False
-    diverge_ppl: float = 1e6
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        positive = ("emsize", "nhid", "batch_size", "eval_batch_size", "bptt", "epochs", "nonmono")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("epoch_batches", "eval_tokens"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1 or null, got {getattr(self, name)}")
-        for name in ("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("lr", "clip", "diverge_ppl", "init_range"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("wdecay", "tar", "max_seq_len_delta"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+    emsize: AtLeastOne = 850
+    nhid: AtLeastOne = 850
+    dropout: Dropout = 0.75
+    dropouth: Dropout = 0.25
+    dropoutx: Dropout = 0.75
+    dropouti: Dropout = 0.2
+    dropoute: Dropout = 0.1
+    lr: Positive = 20.0
+    clip: Positive = 0.25
+    batch_size: AtLeastOne = 64
+    eval_batch_size: AtLeastOne = 10
+    bptt: AtLeastOne = 35
+    max_seq_len_delta: Annotated[int, Field(strict=True, ge=0, le=10**6)] = 20
+    wdecay: NonNegative = 8e-7
+    tar: NonNegative = 1e-3
+    nonmono: AtLeastOne = 5
+    asgd: StrictBool = True
+    init_range: Positive = 0.1
+    unigram_init: StrictBool = False
+    epochs: Annotated[int, Field(strict=True, ge=1, le=10**6)] = 8000
+    epoch_batches: AtLeastOne | None = None
+    eval_tokens: AtLeastOne | None = None
+    test: StrictBool = False
+    diverge_ppl: Positive = 1e6
+    seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] = 0
 
     def digest(self) -> str:
         """A short hash of every field."""
         text = json.dumps(dataclasses.asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-
-_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 #: part of every cache key: bumped when a change to the model or the cells changes what a
 #: training gives for the same genotype and config, so results and checkpoints written by
@@ -159,14 +150,33 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
-    """The preset's config with ``overrides`` (``None`` values mean "keep the preset's")."""
+    """The preset's config with ``overrides``; a ``ValueError`` names a bad one."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
-    unknown = sorted(set(overrides) - _FIELDS)
-    if unknown:
-        raise ValueError(f"unknown training option(s) {', '.join(unknown)}")
-    values = PRESETS[preset] | {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig(**values)
+    try:
+        return TrainConfig(**(PRESETS[preset] | overrides))
+    except ValidationError as e:
+        err = e.errors()[0]
+        unknown = err["type"] == "unexpected_keyword_argument"
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(
+            f"{where}: {'unknown training option' if unknown else err['msg']}"
+        ) from None
+
+
+def _from_preset(value: Any) -> Any:
+    """A preset's name, or a mapping of a ``preset`` (default ``cpu``) and overrides, as the
+    config they name."""
+    if isinstance(value, str):
+        return make_config(value)
+    if isinstance(value, dict):
+        overrides = dict(value)
+        return make_config(overrides.pop("preset", "cpu"), **overrides)
+    return value
+
+
+#: the trainer's options in a config: ``train: cpu`` or ``train: {preset: cpu, epochs: 3}``
+TrainSpec = Annotated[TrainConfig, BeforeValidator(_from_preset)]
 
 
 class _Stop(Exception):
@@ -239,6 +249,174 @@ def _save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Training:
+    """One cell's language model in training: the model and optimiser, the batched text,
+    the data cursor, the learning curve, the averaged weights once ASGD starts and the best
+    validation state; each epoch re-seeded from ``(seed, epoch)`` (see the module)."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        genotype: Genotype,
+        cfg: TrainConfig,
+        corpus: Corpus,
+        device: torch.device,
+    ) -> None:
+        self.cfg, self.corpus, self.device = cfg, corpus, device
+        model = build_model(
+            space,
+            genotype,
+            len(corpus.words),
+            cfg.emsize,
+            cfg.nhid,
+            seed=cfg.seed,
+            dropout=cfg.dropout,
+            dropouth=cfg.dropouth,
+            dropoutx=cfg.dropoutx,
+            dropouti=cfg.dropouti,
+            dropoute=cfg.dropoute,
+            init_range=cfg.init_range,
+        )
+        if cfg.unigram_init:
+            counts = torch.bincount(corpus.train, minlength=len(corpus.words)).double() + 1.0
+            with torch.no_grad():
+                model.decoder.bias.copy_((counts / counts.sum()).log())
+        self.model = model.to(device)
+        self.params = list(model.parameters())
+        self.n_params = sum(p.numel() for p in self.params)
+        self.opt = torch.optim.SGD(self.params, lr=cfg.lr, weight_decay=cfg.wdecay)
+        self.train = batchify(corpus.train, cfg.batch_size).to(device)
+        valid = corpus.valid if cfg.eval_tokens is None else corpus.valid[: cfg.eval_tokens]
+        self.valid = batchify(valid, cfg.eval_batch_size).to(device)
+        self.gen = torch.Generator(device=device)
+        self.epoch, self.cursor, self.before_s = 0, 0, 0.0  # before_s: seconds before a resume
+        self.curve: list[dict[str, float]] = []
+        self.averager: _Averager | None = None
+        self.best_val, self.best_state = math.inf, None
+        self.max_loss = math.log(cfg.diverge_ppl)
+        rows = self.train.size(0)
+        self.per_epoch = cfg.epoch_batches or math.ceil((rows - 2) / cfg.bptt)
+
+    def resume(self, checkpoint: Path) -> None:
+        """Continue from the epoch ``checkpoint`` holds."""
+        ck = torch.load(checkpoint, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(ck["model"])
+        self.epoch, self.cursor, self.before_s = ck["epoch"], ck["cursor"], ck["train_s"]
+        self.curve, self.best_val, self.best_state = ck["curve"], ck["best_val"], ck["best_state"]
+        if ck["avg"] is not None:
+            self.averager = _Averager(ck["avg"], ck["avg_count"])
+
+    def save(self, checkpoint: Path, elapsed_s: float) -> None:
+        """Write the state at the end of the current epoch, atomically."""
+        avg = self.averager
+        state = {
+            "model": self.model.state_dict(),
+            "epoch": self.epoch,
+            "cursor": self.cursor,
+            "train_s": elapsed_s,
+            "curve": self.curve,
+            "best_val": self.best_val,
+            "best_state": self.best_state,
+            "avg": avg.avg if avg is not None else None,
+            "avg_count": avg.count if avg is not None else 0,
+        }
+        _save_atomic(state, checkpoint)
+
+    def run_epoch(self, progress: Progress | None, over_time: Callable[[], bool]) -> float:
+        """One epoch of batches of randomised length; its mean training loss."""
+        cfg, rows = self.cfg, self.train.size(0)
+        self.gen.manual_seed(cfg.seed * 1_000_003 + self.epoch)
+        rng = np.random.default_rng([cfg.seed, self.epoch])
+        self.model.train()
+        state = self.model.init_state(cfg.batch_size)
+        if cfg.epoch_batches is None:
+            self.cursor = 0
+        total, batches = 0.0, 0
+        while (batches < self.per_epoch) if cfg.epoch_batches else (self.cursor < rows - 2):
+            if self.cursor >= rows - 2:  # wrap around (epoch_batches mode only)
+                self.cursor, state = 0, self.model.init_state(cfg.batch_size)
+            bptt = cfg.bptt if rng.random() < 0.95 else cfg.bptt / 2
+            seq_len = max(5, int(rng.normal(bptt, 5)))
+            seq_len = min(seq_len, cfg.bptt + cfg.max_seq_len_delta)
+            value, state = self._step(seq_len, state)
+            total += value
+            batches += 1
+            if progress is not None:
+                progress(
+                    {"event": "batch", "epoch": self.epoch + 1, "batch": batches,
+                     "batches": self.per_epoch, "loss": value, "ppl": _ppl(value)}
+                )  # fmt: skip
+            if over_time():
+                raise _Stop("failed", "time limit")
+        return total / max(batches, 1)
+
+    def _step(self, seq_len: int, state: tuple) -> tuple[float, tuple]:
+        """One SGD step on the next ``seq_len`` rows; the raw loss and the carried state."""
+        cfg = self.cfg
+        x, y = get_batch(self.train, self.cursor, seq_len)
+        state = tuple(s.detach() for s in state)
+        logits, raw, state = self.model(x, state, self.gen)
+        raw_loss = F.cross_entropy(logits, y)
+        loss = raw_loss
+        if cfg.tar > 0 and raw.size(0) > 1:
+            loss = loss + cfg.tar * (raw[1:] - raw[:-1]).pow(2).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, cfg.clip)
+        self.opt.param_groups[0]["lr"] = cfg.lr * seq_len / cfg.bptt
+        self.opt.step()
+        if self.averager is not None:
+            self.averager.update(self.params)
+        value = raw_loss.item()
+        if not math.isfinite(value) or value > self.max_loss:
+            raise _Stop("diverged", f"training loss {value:.4g} at epoch {self.epoch + 1}")
+        self.cursor += x.size(0)
+        return value, state
+
+    def end_epoch(self, train_loss: float, elapsed_s: float) -> dict[str, Any]:
+        """Validate (the averaged weights once ASGD runs), keep the best state, switch to
+        ASGD when validation stops improving, and add the epoch's row to the curve."""
+        cfg, avg = self.cfg, self.averager
+        if avg is not None:
+            avg.swap(self.params)
+        val_loss = evaluate_loss(self.model, self.valid, cfg.bptt)
+        if val_loss < self.best_val:
+            self.best_val = val_loss
+            self.best_state = {
+                k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()
+            }
+        if avg is not None:
+            avg.swap(self.params)
+        history = [row["val_loss"] for row in self.curve]
+        stalled = len(history) > cfg.nonmono and val_loss > min(history[: -cfg.nonmono])
+        if cfg.asgd and avg is None and stalled:
+            self.averager = _Averager(self.params)
+        self.epoch += 1
+        row = {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "train_ppl": _ppl(train_loss),
+            "val_loss": val_loss,
+            "val_ppl": _ppl(val_loss),
+            "asgd": self.averager is not None,
+            "time_s": elapsed_s,
+        }
+        self.curve.append(row)
+        return row
+
+    def test_ppl(self) -> float | None:
+        """Test perplexity of the best validation state (with ``test``)."""
+        cfg = self.cfg
+        if not cfg.test or self.best_state is None:
+            return None
+        self.model.load_state_dict(self.best_state)
+        tokens = (
+            self.corpus.test if cfg.eval_tokens is None else self.corpus.test[: cfg.eval_tokens]
+        )
+        test = batchify(tokens, cfg.eval_batch_size).to(self.device)
+        return _ppl(evaluate_loss(self.model, test, cfg.bptt))
+
+
 def train_lm(
     space: SearchSpace,
     genotype: Genotype,
@@ -255,208 +433,66 @@ def train_lm(
     (wall seconds of this call) ends with status ``failed``. Other exceptions propagate.
     """
     start = time.perf_counter()
-    model = build_model(
-        space,
-        genotype,
-        len(corpus.words),
-        cfg.emsize,
-        cfg.nhid,
-        seed=cfg.seed,
-        dropout=cfg.dropout,
-        dropouth=cfg.dropouth,
-        dropoutx=cfg.dropoutx,
-        dropouti=cfg.dropouti,
-        dropoute=cfg.dropoute,
-        init_range=cfg.init_range,
-    )
-    if cfg.unigram_init:
-        counts = torch.bincount(corpus.train, minlength=len(corpus.words)).double() + 1.0
-        with torch.no_grad():
-            model.decoder.bias.copy_((counts / counts.sum()).log())
-    model.to(device)
-    params = list(model.parameters())
-    n_params = sum(p.numel() for p in params)
-    opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.wdecay)
-    train = batchify(corpus.train, cfg.batch_size).to(device)
-    valid_tokens = corpus.valid if cfg.eval_tokens is None else corpus.valid[: cfg.eval_tokens]
-    valid = batchify(valid_tokens, cfg.eval_batch_size).to(device)
-    gen = torch.Generator(device=device)
-
-    epoch, cursor, before_s = 0, 0, 0.0  # before_s: seconds spent before a resume
-    curve: list[dict[str, float]] = []
-    averager: _Averager | None = None
-    best_val, best_state = math.inf, None
+    run = _Training(space, genotype, cfg, corpus, device)
     if checkpoint is not None and checkpoint.is_file():
-        ck = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        epoch, cursor, before_s, curve = ck["epoch"], ck["cursor"], ck["train_s"], ck["curve"]
-        best_val, best_state = ck["best_val"], ck["best_state"]
-        if ck["avg"] is not None:
-            averager = _Averager(ck["avg"], ck["avg_count"])
+        run.resume(checkpoint)
 
     def elapsed() -> float:
-        return before_s + time.perf_counter() - start
+        return run.before_s + time.perf_counter() - start
 
     def over_time() -> bool:
         return time_limit_s is not None and time.perf_counter() - start > time_limit_s
 
-    max_loss = math.log(cfg.diverge_ppl)
-    rows = train.size(0)
-    per_epoch = cfg.epoch_batches or math.ceil((rows - 2) / cfg.bptt)
     try:
-        while epoch < cfg.epochs:
-            gen.manual_seed(cfg.seed * 1_000_003 + epoch)
-            rng = np.random.default_rng([cfg.seed, epoch])
-            model.train()
-            state = model.init_state(cfg.batch_size)
-            if cfg.epoch_batches is None:
-                cursor = 0
-            total, batches = 0.0, 0
-            while (batches < per_epoch) if cfg.epoch_batches else (cursor < rows - 2):
-                if cursor >= rows - 2:  # wrap around (epoch_batches mode only)
-                    cursor, state = 0, model.init_state(cfg.batch_size)
-                bptt = cfg.bptt if rng.random() < 0.95 else cfg.bptt / 2
-                seq_len = max(5, int(rng.normal(bptt, 5)))
-                seq_len = min(seq_len, cfg.bptt + cfg.max_seq_len_delta)
-                x, y = get_batch(train, cursor, seq_len)
-                state = tuple(s.detach() for s in state)
-                logits, raw, state = model(x, state, gen)
-                raw_loss = F.cross_entropy(logits, y)
-                loss = raw_loss
-                if cfg.tar > 0 and raw.size(0) > 1:
-                    loss = loss + cfg.tar * (raw[1:] - raw[:-1]).pow(2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-                opt.param_groups[0]["lr"] = cfg.lr * seq_len / cfg.bptt
-                opt.step()
-                if averager is not None:
-                    averager.update(params)
-                value = raw_loss.item()
-                if not math.isfinite(value) or value > max_loss:
-                    raise _Stop("diverged", f"training loss {value:.4g} at epoch {epoch + 1}")
-                cursor += x.size(0)
-                total += value
-                batches += 1
-                if progress is not None:
-                    progress(
-                        {"event": "batch", "epoch": epoch + 1, "batch": batches,
-                         "batches": per_epoch, "loss": value, "ppl": _ppl(value)}
-                    )  # fmt: skip
-                if over_time():
-                    raise _Stop("failed", "time limit")
-            if averager is not None:
-                averager.swap(params)
-            val_loss = evaluate_loss(model, valid, cfg.bptt)
-            if val_loss < best_val:
-                best_val = val_loss
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            if averager is not None:
-                averager.swap(params)
-            history = [row["val_loss"] for row in curve]
-            if (
-                cfg.asgd
-                and averager is None
-                and len(history) > cfg.nonmono
-                and val_loss > min(history[: -cfg.nonmono])
-            ):
-                averager = _Averager(params)
-            epoch += 1
-            row = {
-                "epoch": epoch,
-                "train_loss": total / max(batches, 1),
-                "train_ppl": _ppl(total / max(batches, 1)),
-                "val_loss": val_loss,
-                "val_ppl": _ppl(val_loss),
-                "asgd": averager is not None,
-                "time_s": elapsed(),
-            }
-            curve.append(row)
+        while run.epoch < cfg.epochs:
+            train_loss = run.run_epoch(progress, over_time)
+            row = run.end_epoch(train_loss, elapsed())
             if progress is not None:
                 progress({"event": "epoch", **row})
-            if not math.isfinite(val_loss) or val_loss > max_loss:
-                raise _Stop("diverged", f"validation perplexity {_ppl(val_loss):.4g}")
-            if checkpoint is not None and epoch < cfg.epochs:
-                state_dict = {
-                    "model": model.state_dict(),
-                    "epoch": epoch,
-                    "cursor": cursor,
-                    "train_s": elapsed(),
-                    "curve": curve,
-                    "best_val": best_val,
-                    "best_state": best_state,
-                    "avg": averager.avg if averager is not None else None,
-                    "avg_count": averager.count if averager is not None else 0,
-                }
-                _save_atomic(state_dict, checkpoint)
-            if epoch < cfg.epochs and over_time():
+            if not math.isfinite(row["val_loss"]) or row["val_loss"] > run.max_loss:
+                raise _Stop("diverged", f"validation perplexity {row['val_ppl']:.4g}")
+            if checkpoint is not None and run.epoch < cfg.epochs:
+                run.save(checkpoint, elapsed())
+            if run.epoch < cfg.epochs and over_time():
                 raise _Stop("failed", "time limit")
     except _Stop as stop:
-        return TrainOutcome(stop.status, math.inf, curve, elapsed(), n_params, message=str(stop))
-    test_ppl = None
-    if cfg.test and best_state is not None:
-        model.load_state_dict(best_state)
-        test_tokens = corpus.test if cfg.eval_tokens is None else corpus.test[: cfg.eval_tokens]
-        test = batchify(test_tokens, cfg.eval_batch_size).to(device)
-        test_ppl = _ppl(evaluate_loss(model, test, cfg.bptt))
-    return TrainOutcome("ok", _ppl(best_val), curve, elapsed(), n_params, test_ppl)
+        return TrainOutcome(
+            stop.status, math.inf, run.curve, elapsed(), run.n_params, message=str(stop)
+        )
+    test_ppl = run.test_ppl()
+    return TrainOutcome("ok", _ppl(run.best_val), run.curve, elapsed(), run.n_params, test_ppl)
 
 
 class PTBTrainer(GroundTruth):
     """Ground truth: validation perplexity of the cell's language model trained on PTB.
 
-    ``preset`` (``paper``, ``cpu``, ``tiny``) picks the training size; every other training
-    field overrides it. ``data_dir`` is the PTB folder (default ``$EVO_NAS_DATA/ptb`` or the
-    user cache). With a workdir attached, results are cached there by (genotype key, config
-    hash) and trainings checkpoint every epoch and resume after an interruption.
-    ``time_limit_s`` bounds one evaluation's wall time (status ``failed``, "time limit").
+    ``train`` is the training (:class:`TrainConfig`): a preset's name (``paper``, ``cpu``,
+    ``tiny``), a mapping of a ``preset`` and the fields it overrides, or a config; ``seed``,
+    when given, replaces its seed (the final stage retrains a cell once per seed).
+    ``data_dir`` is the PTB folder (default ``$EVO_NAS_DATA/ptb`` or the user cache). With a
+    workdir attached, results are cached there by (genotype key, config hash) and trainings
+    checkpoint every epoch and resume after an interruption. ``time_limit_s`` bounds one
+    evaluation's wall time (status ``failed``, "time limit").
     """
 
     def __init__(
         self,
         space: SearchSpace,
-        preset: Preset = "cpu",
+        train: TrainSpec = "cpu",
+        seed: Annotated[int, Field(ge=0, lt=2**63)] | None = None,
         data_dir: Path | None = None,
         device: str = "auto",
         time_limit_s: float | None = None,
-        seed: int | None = None,
-        epochs: int | None = None,
-        epoch_batches: int | None = None,
-        eval_tokens: int | None = None,
-        test: bool | None = None,
-        emsize: int | None = None,
-        nhid: int | None = None,
-        dropout: float | None = None,
-        dropouth: float | None = None,
-        dropoutx: float | None = None,
-        dropouti: float | None = None,
-        dropoute: float | None = None,
-        lr: float | None = None,
-        clip: float | None = None,
-        batch_size: int | None = None,
-        eval_batch_size: int | None = None,
-        bptt: int | None = None,
-        max_seq_len_delta: int | None = None,
-        wdecay: float | None = None,
-        tar: float | None = None,
-        nonmono: int | None = None,
-        asgd: bool | None = None,
-        init_range: float | None = None,
-        unigram_init: bool | None = None,
-        diverge_ppl: float | None = None,
     ) -> None:
         super().__init__(space)
-        overrides = {k: v for k, v in locals().items() if k in _FIELDS}
-        self.config = make_config(preset, **overrides)
-        self.preset = preset
+        config = _from_preset(train)
+        self.config = config if seed is None else dataclasses.replace(config, seed=seed)
         self.device = resolve_device(device)
-        if time_limit_s is not None and time_limit_s <= 0:
-            raise ValueError(f"time_limit_s must be positive, got {time_limit_s}")
+        if time_limit_s is not None and not 0 < time_limit_s < math.inf:
+            raise ValueError(f"time_limit_s must be positive and finite, got {time_limit_s}")
         self.time_limit_s = time_limit_s
         self.data_dir = ptb_dir(data_dir)
         verify_ptb(self.data_dir)
-        #: optional callback receiving batch/epoch events (the CLI's progress bar)
-        self.progress: Progress | None = None
 
     def _paths(self, genotype: Genotype) -> tuple[Path, Path] | None:
         """(cached result, checkpoint) files of a genotype under this config, if attached."""
@@ -497,7 +533,6 @@ class PTBTrainer(GroundTruth):
             "curve": out.curve,
             "params": out.params,
             "epochs": len(out.curve),
-            "preset": self.preset,
             "config": self.config.digest(),
         }
         if out.test_ppl is not None:

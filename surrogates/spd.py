@@ -1,12 +1,13 @@
 """The Synthetic Petri Dish surrogate (Rawal et al. 2020, arXiv 2005.13092).
 
 A motif is trained for a few steps in a tiny network on a handful of synthetic samples
-(:class:`~surrogates.spd_dish.PetriDish`); its loss after that training is the dish's own
-score. ``fit`` learns from ground truth in two composable ways: it can meta-learn the
-synthetic samples by gradient descent through the unrolled inner training, so that the
-dish's losses order the training motifs as their real objectives do (the paper's method),
-and it can fit a read-out (:class:`~surrogates.readout.ResidualGP`) that corrects the dish's
-score from the whole recorded inner training of the training motifs.
+(:class:`~surrogates.rnn_dish.RNNDish` for recurrent cells, :class:`~surrogates.mlp_dish.
+MLPDish` for activation motifs); its loss after that training is the dish's own score.
+``fit`` learns from ground truth in two composable ways: it can meta-learn the synthetic
+samples by gradient descent through the unrolled inner training, so that the dish's losses
+order the training motifs as their real objectives do (the paper's method), and it can fit a
+read-out (:class:`~surrogates.readout.ResidualGP`) that corrects the dish's score from the
+whole recorded inner training of the training motifs.
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BeforeValidator, Field, ValidationError
 from scipy.stats import rankdata, spearmanr
 
 from evo_nas_common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Capabilities, Surrogate, finite_targets
 from surrogates.dish_cache import FeatureCache
+from surrogates.dish_options import first_error
+from surrogates.mlp_dish import MLPDish, MLPDishOptions
 from surrogates.readout import ResidualGP
-from surrogates.spd_dish import PetriDish, RNNDishOptions
-from surrogates.spd_mlp_dish import MLPDish
+from surrogates.rnn_dish import RNNDish, RNNDishOptions
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _GRAD_CLIP = 10.0
@@ -38,98 +41,66 @@ _ORIENT_P = 0.05
 #: options that change where or in what chunks a dish computes, not what it records
 _NOT_IN_RECORDS = ("device", "predict_batch", "feature_cache", "readout")
 
-#: the options of each dish and their defaults, with the reason for each value;
-#: docs/results/ holds the measurements. "rnn" hosts recurrent cells, "mlp" activation motifs
-#: (the values of the authors' slope experiment); an option a dish lacks is refused
-PRESETS: dict[str, dict[str, Any]] = {
-    "rnn": {
-        "samples": 64,  # too many to memorise in 20 steps: a cell scores by modelling them
-        "val_samples": 16,  # the validation trajectory is a read-out feature
-        "steps": 8,  # longer sequences ranked no better and cost more
-        "dims": 8,
-        "input_size": 8,
-        "hidden_size": 8,  # a larger dish cell (16) ranked worse
-        "task": "bigram",  # a miniature language model: cells must read and remember
-        "classes": 4,
-        "vocab": 8,
-        "score": "train",  # how far a cell fitted the training sequences ranks best
-        "inner_steps": 20,
-        "inner_lr": 0.02,  # a lighter inner training ranked better than 0.05
-        "meta_steps": 0,  # the read-out learns from ground truth in seconds, not minutes
-        "meta_lr": 0.03,
-        "meta_batch": 25,
-        "lr_decay": 0.3,
-        "lr_decay_every": 40,
-        "loss": "rank",  # only the order of the objectives matters
-        "target_transform": "log",
-        "l2": 1e-3,  # keeps meta-learned inputs in range
-        "orient": True,  # a dish may rank a space's cells inversely
-        "dishes": 2,  # averaging two dishes steadies a single dish's +-0.03
-        "keep_fraction": 1.0,  # RNN dishes' training fit does not tell good dishes from bad
-        "readout": "gp",  # the dish's score corrected by its recorded inner training
-    },
-    "mlp": {
-        "samples": 10,
-        "val_samples": 10,
-        "dims": 10,
-        "hidden_size": 1,
-        "layers": 2,
-        "classes": 10,
-        "init_scale": 1.0,
-        "inner_steps": 250,
-        "inner_lr": 0.01,
-        "meta_steps": 60,  # the slope experiment: the meta-learning is what ranks slopes
-        "meta_lr": 0.05,
-        "meta_batch": 100,
-        "lr_decay": 0.4,
-        "lr_decay_every": 30,
-        "loss": "mse",  # as in the authors' code
-        "target_transform": "none",
-        "l2": 1e-5,
-        "orient": False,  # the MLP dish's loss already orders slopes the right way round
-        "dishes": 8,
-        "keep_fraction": 0.5,  # a dish whose meta-learning failed is noise in the ensemble
-    },
+#: a dish kind and its options (``dish: rnn``, or a mapping with ``kind`` and options)
+DishSpec = Annotated[RNNDishOptions | MLPDishOptions, Field(discriminator="kind")]
+#: the option kinds by name
+DISHES: dict[str, type[RNNDishOptions] | type[MLPDishOptions]] = {
+    "rnn": RNNDishOptions,
+    "mlp": MLPDishOptions,
 }
+
+
+def _kind_only(value: Any) -> Any:
+    """``auto`` -> None (the space decides), another name -> that kind's defaults."""
+    if value == "auto":
+        return None
+    return {"kind": value} if isinstance(value, str) else value
+
+
+def dish_options(dish: Any, space: SearchSpace) -> RNNDishOptions | MLPDishOptions:
+    """The dish kind and its options from options, a kind's name or a mapping with a ``kind``
+    (``auto`` or None: the kind the space's motif needs, with its defaults)."""
+    value = _kind_only(dish)
+    if isinstance(value, (RNNDishOptions, MLPDishOptions)):
+        return value
+    if value is None:
+        return DISHES["mlp" if space.motif == "activation" else "rnn"]()
+    if not isinstance(value, dict) or value.get("kind") not in DISHES:
+        raise ValueError(f"dish: a kind ({'|'.join(DISHES)}) or a mapping with one, got {dish!r}")
+    options = {k: v for k, v in value.items() if k != "kind"}
+    try:
+        return DISHES[value["kind"]](**options)
+    except ValidationError as e:
+        raise ValueError(f"dish.{first_error(e)}") from None
 
 
 class PetriDishSurrogate(Surrogate):
     """Scores motifs by training them in synthetic Petri dishes, learning from ground truth.
 
-    ``dish`` picks the network and the defaults of every option left unset (``PRESETS``):
-    ``"rnn"`` for recurrent cells, ``"mlp"`` for activation motifs, ``"auto"`` by the space's
-    ``motif``. RNN dish: the options of :class:`~surrogates.spd_dish.RNNDishOptions`. MLP
-    dish: ``dims``-D inputs, ``layers`` hidden layers of ``hidden_size`` units using the
-    motif, ``classes`` sigmoid outputs with random 0/1 targets, weights from N(0,
-    ``init_scale``^2) (see :class:`MLPDish`). Both train ``inner_steps`` Adam steps at
-    ``inner_lr``.
+    ``dish`` is the dish kind with its options: :class:`~surrogates.rnn_dish.RNNDishOptions`
+    for recurrent cells, :class:`~surrogates.mlp_dish.MLPDishOptions` for activation
+    motifs, or a kind's name for its defaults; ``auto`` (None) picks by the space's
+    ``motif``. Each dish trains every motif ``inner_steps`` Adam steps at ``inner_lr``; the
+    options' own docstrings say what each one does and why its default was chosen.
 
-    Meta-learning (``meta_steps`` > 0): Adam steps at ``meta_lr`` (multiplied by
-    ``lr_decay`` every ``lr_decay_every`` steps) on random batches of ``meta_batch`` motifs,
-    minimising ``loss`` ("rank": pairwise logistic on z-normalised scores; "mse": squared
-    error between z-normalised scores and z-normalised ``target_transform`` of the
-    objectives, as in the authors' code) plus ``l2`` times the mean square of the synthetic
-    inputs. Diverged motifs (objective inf) only count as worse than every finite one. A
-    second ``fit`` continues from the samples learned so far.
+    Meta-learning (``meta_steps`` > 0) learns the synthetic samples by gradient descent
+    through the unrolled inner training (the paper's method); diverged motifs (objective inf)
+    only count as worse than every finite one, and a second ``fit`` continues from the
+    samples learned so far. Read-out (RNN dish, ``readout: gp``): each dish records every
+    motif's inner training (:meth:`features`), and ``fit`` learns a correction of the
+    dish's score from the training motifs' records (:class:`~surrogates.readout.
+    ResidualGP`), which also gives a spread per prediction (:meth:`predict_with_std`);
+    unfitted, or with fewer than five cells, the prediction is the dish's own score.
+    ``readout: none`` ranks by the dishes' scores alone. A motif that diverges in a dish is
+    predicted ``inf``.
 
-    Read-out (RNN dish, ``readout: gp``): each dish records every motif's inner training
-    (:meth:`features`), and ``fit`` learns a correction of the dish's score from the
-    training motifs' records (:class:`~surrogates.readout.ResidualGP`), which also gives a
-    spread per prediction (:meth:`predict_with_std`); unfitted, or with fewer than five
-    cells, the prediction is the dish's own score. ``readout: none`` ranks by the dishes'
-    scores alone. A motif that diverges in a dish is predicted ``inf``.
-
-    ``dishes`` independent dishes (seeds derived from ``seed``) are combined: with the
-    read-out by the mean of their scores, without it by their mean rank; with
-    ``keep_fraction`` < 1 only that share of them (rounded up), those whose scores fit the
-    training motifs best after ``fit``. With ``orient``, ``fit`` flips a dish whose low
-    losses go significantly with high objectives (a dish's raw loss can rank a space's
-    motifs inversely). Every motif's record is cached by its key until the synthetic data
-    change; ``feature_cache`` names a folder that keeps the records across runs.
-    ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ...; the synthetic data and
-    initial weights are drawn on the CPU, so a seed gives the same dish anywhere. Motifs
-    are trained ``predict_batch`` at once (default 4,096 on CUDA; on a CPU 32 RNN motifs, 512
-    MLP ones).
+    The ``dishes`` dishes (seeds derived from ``seed``) are combined: with the read-out by
+    the mean of their scores, without it by their mean rank. Every motif's record is cached
+    by its key until the synthetic data change; ``feature_cache`` names a folder that keeps
+    the records across runs. ``device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``,
+    ...; the synthetic data and initial weights are drawn on the CPU, so a seed gives the
+    same dish anywhere. Motifs are trained ``predict_batch`` at once (default 4,096 on CUDA;
+    on a CPU 32 RNN motifs, 512 MLP ones).
     """
 
     #: the dish's own score needs no ground truth; the read-out gives a spread; recording
@@ -140,99 +111,47 @@ class PetriDishSurrogate(Surrogate):
         self,
         space: SearchSpace,
         seed: int = 0,
-        dish: Literal["auto", "rnn", "mlp"] = "auto",
-        samples: int | None = None,
-        val_samples: int | None = None,
-        steps: int | None = None,
-        dims: int | None = None,
-        input_size: int | None = None,
-        hidden_size: int | None = None,
-        layers: int | None = None,
-        task: Literal["labels", "bigram"] | None = None,
-        classes: int | None = None,
-        vocab: int | None = None,
-        score: Literal["val", "train"] | None = None,
-        init_scale: float | None = None,
-        inner_steps: int | None = None,
-        inner_lr: float | None = None,
-        meta_steps: int | None = None,
-        meta_lr: float | None = None,
-        meta_batch: int | None = None,
-        lr_decay: float | None = None,
-        lr_decay_every: int | None = None,
-        loss: Literal["rank", "mse"] | None = None,
-        rank_temperature: float = 0.5,
-        target_transform: Literal["log", "none"] | None = None,
-        l2: float | None = None,
-        dishes: int | None = None,
-        orient: bool | None = None,
-        keep_fraction: float | None = None,
-        readout: Literal["gp", "none"] | None = None,
+        dish: Annotated[DishSpec | None, BeforeValidator(_kind_only)] = None,
         feature_cache: Path | None = None,
-        predict_batch: int | None = None,
+        predict_batch: Annotated[int, Field(ge=1, le=1_000_000)] | None = None,
         precision: Literal["float32", "float64"] = "float32",
         device: str = "auto",
     ) -> None:
-        args = dict(locals())
         super().__init__(space, seed)
-        if dish == "auto":
-            dish = "mlp" if space.motif == "activation" else "rnn"
-        if dish not in PRESETS:
-            raise ValueError(f"dish must be auto|rnn|mlp, got '{dish}'")
-        names = set(PRESETS["rnn"]) | set(PRESETS["mlp"])
-        given = {k: v for k, v in args.items() if k in names and v is not None}
-        foreign = sorted(set(given) - set(PRESETS[dish]))
-        if foreign:
-            raise ValueError(f"{', '.join(foreign)}: not an option of the {dish} dish")
-        o: dict[str, Any] = {**PRESETS[dish], **given}
-        _check(o, dish)
+        dish = dish_options(dish, space)
         if predict_batch is not None and predict_batch < 1:
             raise ValueError(f"predict_batch must be at least 1, got {predict_batch}")
-        if not rank_temperature > 0:
-            raise ValueError(f"rank_temperature must be positive, got {rank_temperature}")
         if precision not in _DTYPES:
             raise ValueError(f"precision must be float32|float64, got '{precision}'")
+        #: the dish kind and its options, as typed
+        self.dish = dish
         self.device = resolve_device(device)
+        self.predict_batch = predict_batch
+        self.precision = precision
+        #: every setting as data: what a motif's record depends on, and what a saved state
+        #: must match
         self.options: dict[str, Any] = {
-            "dish": dish,
-            **o,
-            "rank_temperature": rank_temperature,
+            "dish": dish.kind,
+            **{k: v for k, v in asdict(dish).items() if k != "kind"},
             "predict_batch": predict_batch,
             "precision": precision,
             "device": device,
         }
-        seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(o["dishes"])]
-        # the MLP dishes run as one batched computation; RNN dishes are too large for that
-        groups = [seeds] if dish == "mlp" else [[s] for s in seeds]
-        self.dishes_ = [self._make_dish(group) for group in groups]
+        seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(dish.dishes)]
+        if isinstance(dish, MLPDishOptions):  # one batched computation; RNN dishes are too
+            self.dishes_: list[RNNDish | MLPDish] = [  # large for that
+                MLPDish(space, seeds, dish, _DTYPES[precision], self.device)
+            ]
+        else:
+            self.dishes_ = [RNNDish(space, s, dish, _DTYPES[precision], self.device) for s in seeds]
         self.history_: list[list[float]] = [[] for _ in self.dishes_]
         #: one sign per dish (see ``orient``), in the order of :meth:`dish_scores`' rows
-        self.signs_: list[float] = [1.0] * o["dishes"]
+        self.signs_: list[float] = [1.0] * dish.dishes
         #: the rows of :meth:`dish_scores` that ``predict`` combines (see ``keep_fraction``)
-        self.kept_: list[int] = list(range(o["dishes"]))
-        self.readout_ = ResidualGP(seed) if o.get("readout") == "gp" else None
+        self.kept_: list[int] = list(range(dish.dishes))
+        learns = isinstance(dish, RNNDishOptions) and dish.readout == "gp"
+        self.readout_ = ResidualGP(seed) if learns else None
         self.cache_ = FeatureCache(feature_cache)
-
-    def _make_dish(self, seeds: list[int]) -> PetriDish | MLPDish:
-        o, dtype = self.options, _DTYPES[self.options["precision"]]
-        if o["dish"] == "mlp":
-            return MLPDish(
-                self.space,
-                seeds,
-                o["samples"],
-                o["val_samples"],
-                o["dims"],
-                o["hidden_size"],
-                o["layers"],
-                o["classes"],
-                o["inner_steps"],
-                o["inner_lr"],
-                o["init_scale"],
-                dtype,
-                self.device,
-            )
-        dish_options = RNNDishOptions(**{f.name: o[f.name] for f in fields(RNNDishOptions)})
-        return PetriDish(self.space, seeds[0], dish_options, dtype, self.device)
 
     # -- meta-learning ---------------------------------------------------------------------------
     def _targets(self, objectives: Sequence[float]) -> torch.Tensor:
@@ -240,7 +159,7 @@ class PetriDishSurrogate(Surrogate):
         y = np.asarray(objectives, dtype=float)
         y = np.where(np.isfinite(y), y, np.inf)
         out = y.copy()
-        if self.options["target_transform"] == "log":
+        if self.dish.target_transform == "log":
             fin = np.isfinite(y)
             out[fin] = np.log(np.maximum(y[fin], 1e-12))
         return torch.as_tensor(out, dtype=self.dishes_[0].dtype)
@@ -250,7 +169,7 @@ class PetriDishSurrogate(Surrogate):
         fin = torch.isfinite(targets)
         s_fin = scores[fin]
         z = (scores - s_fin.mean()) / (s_fin.std() + 1e-6)
-        if self.options["loss"] == "mse":
+        if self.dish.loss == "mse":
             t = targets[fin]
             zt = (t - t.mean()) / (t.std() + 1e-6)
             loss = (z[fin] - zt).pow(2).mean()
@@ -260,7 +179,7 @@ class PetriDishSurrogate(Surrogate):
             return loss
         better = targets[:, None] < targets[None, :]  # i better than j; inf-inf pairs excluded
         margin = (z[None, :] - z[:, None])[better]  # should be positive
-        temp = self.options["rank_temperature"]
+        temp = self.dish.rank_temperature
         return torch.nn.functional.softplus(-margin / temp).mean() * temp
 
     def ranking_loss(self, scores: np.ndarray, objectives: Sequence[float]) -> float:
@@ -271,7 +190,7 @@ class PetriDishSurrogate(Surrogate):
 
     def meta_loss(
         self,
-        dish: PetriDish | MLPDish,
+        dish: RNNDish | MLPDish,
         genotypes: Sequence[Genotype],
         targets: torch.Tensor,
         data: dict[str, torch.Tensor],
@@ -300,22 +219,22 @@ class PetriDishSurrogate(Surrogate):
         # the L2 penalty keeps the inputs in range
         penalty = data["x_train"].pow(2).mean() + data["x_val"].pow(2).mean()
         loss = sum(self.outer_loss(row, targets) for row in scores)
-        return loss + self.options["l2"] * dish.members * penalty
+        return loss + self.dish.l2 * dish.members * penalty
 
     def fit(self, genotypes: Sequence[Genotype], objectives: Sequence[float]) -> PetriDishSurrogate:
         genotypes = list(genotypes)
         if len(genotypes) != len(objectives):
             raise ValueError(f"{len(genotypes)} genotypes but {len(objectives)} objectives")
         targets = self._targets(objectives)
-        o = self.options
-        if o["orient"]:
-            self.signs_ = [1.0] * self.options["dishes"]
+        o = self.dish
+        if o.orient:
+            self.signs_ = [1.0] * o.dishes
             for k, raw in enumerate(self.dish_scores(genotypes)):
                 self.signs_[k] = _orientation(raw, targets.numpy())
-        if o["meta_steps"]:
+        if o.meta_steps:
             self._meta_learn(genotypes, targets)
-        keep = math.ceil(o["keep_fraction"] * o["dishes"])
-        if keep < o["dishes"]:
+        keep = math.ceil(o.keep_fraction * o.dishes)
+        if keep < o.dishes:
             # a motif that diverged in a dish ties with the dish's worst finite score, so the
             # dish's fit to the other motifs still counts; a dish in which every training
             # motif diverged has no fit to judge (nan loss): last
@@ -334,14 +253,14 @@ class PetriDishSurrogate(Surrogate):
 
     def _meta_learn(self, genotypes: list[Genotype], targets: torch.Tensor) -> None:
         """``meta_steps`` outer steps per dish on the synthetic data (the paper's method)."""
-        o = self.options
+        o = self.dish
         for k, dish in enumerate(self.dishes_):
             rng = np.random.default_rng([self.seed, k])
             data = {k: v.clone().requires_grad_(True) for k, v in dish.data.items()}
-            opt = torch.optim.Adam(list(data.values()), lr=o["meta_lr"])
-            sched = torch.optim.lr_scheduler.StepLR(opt, o["lr_decay_every"], o["lr_decay"])
-            for step in range(1, o["meta_steps"] + 1):
-                n = min(o["meta_batch"], len(genotypes))
+            opt = torch.optim.Adam(list(data.values()), lr=o.meta_lr)
+            sched = torch.optim.lr_scheduler.StepLR(opt, o.lr_decay_every, o.lr_decay)
+            for step in range(1, o.meta_steps + 1):
+                n = min(o.meta_batch, len(genotypes))
                 idx = np.sort(rng.choice(len(genotypes), size=n, replace=False))
                 t = targets[idx]
                 if int(torch.isfinite(t).sum()) < 2 or len(torch.unique(t)) < 2:
@@ -361,7 +280,7 @@ class PetriDishSurrogate(Surrogate):
                 if self.progress is not None:
                     self.progress(
                         {"event": "meta_step", "dish": k + 1, "dishes": len(self.dishes_),
-                         "step": step, "steps": o["meta_steps"], "loss": self.history_[k][-1]}
+                         "step": step, "steps": o.meta_steps, "loss": self.history_[k][-1]}
                     )  # fmt: skip
             dish.data = {k: v.detach() for k, v in data.items()}
 
@@ -370,7 +289,7 @@ class PetriDishSurrogate(Surrogate):
         """Every dish's record of each motif's inner training side by side ``[M, dishes *
         F]`` (RNN dish; the columns of :meth:`feature_names`), from the cache where the
         motif was trained before with the same synthetic data."""
-        if self.options["dish"] != "rnn":
+        if not isinstance(self.dish, RNNDishOptions):
             raise ValueError("only the RNN dish records its inner training")
         genotypes = list(genotypes)
         keys = [self.space.key(g) for g in genotypes]
@@ -380,7 +299,7 @@ class PetriDishSurrogate(Surrogate):
             # Motifs of similar size trained together: a batch costs as much as its largest
             # motif, so sorting by token count spares most of the padding (records unchanged).
             todo = sorted(missing.items(), key=lambda kg: len(self.space.tokens(kg[1])))
-            chunk = self.options["predict_batch"] or default_predict_batch(self.device, "rnn")
+            chunk = self.predict_batch or default_predict_batch(self.device, "rnn")
             parts = [[g for _, g in todo[i : i + chunk]] for i in range(0, len(todo), chunk)]
             rows = [
                 np.concatenate([d.trajectory(part).cpu().double().numpy() for d in self.dishes_], 1)
@@ -414,7 +333,7 @@ class PetriDishSurrogate(Surrogate):
         """Per dish, the column of :meth:`features` holding its own score."""
         width = len(self.dishes_[0].feature_names())
         names = self.dishes_[0].feature_names()
-        col = names.index(f"{self.options['score']}_loss_{self.options['inner_steps']}")
+        col = names.index(f"{self.dish.score}_loss_{self.dish.inner_steps}")
         return [k * width + col for k in range(len(self.dishes_))]
 
     def combined_scores(self, records: np.ndarray) -> np.ndarray:
@@ -428,10 +347,10 @@ class PetriDishSurrogate(Surrogate):
         """Each dish's loss ``[dishes, M]`` on its ``score`` samples after inner training,
         times the dish's sign; inf where diverged."""
         genotypes = list(genotypes)
-        if self.options["dish"] == "rnn":
+        if isinstance(self.dish, RNNDishOptions):
             out = self.features(genotypes)[:, self._score_columns()].T
         else:
-            chunk = self.options["predict_batch"] or default_predict_batch(self.device, "mlp")
+            chunk = self.predict_batch or default_predict_batch(self.device, "mlp")
             out = np.concatenate(
                 [
                     np.concatenate(
@@ -470,12 +389,9 @@ class PetriDishSurrogate(Surrogate):
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         keys, rows = self.cache_.items()
-        options = dict(self.options)
-        if options.get("feature_cache") is not None:
-            options["feature_cache"] = str(options["feature_cache"])
         return {
             "seed": self.seed,
-            "options": options,
+            "options": dict(self.options),
             "dishes": [
                 {"seed": d.seed, **{k: v.cpu().numpy() for k, v in d.data.items()}}
                 for d in self.dishes_
@@ -508,42 +424,6 @@ class PetriDishSurrogate(Surrogate):
         if records["identity"] is not None:
             self.cache_.use(records["identity"])
             self.cache_.add(list(records["keys"]), np.asarray(records["rows"], float))
-
-
-# Upper bounds far above any useful dish, so that an absurd value (a typo's 1e11) gets a
-# one-line error instead of allocating for hours.
-_SIZES = {
-    "samples": 100_000, "val_samples": 100_000, "steps": 10_000, "dims": 4096,
-    "input_size": 4096, "hidden_size": 4096, "layers": 64, "classes": 100_000,
-    "inner_steps": 10_000, "meta_batch": 100_000, "lr_decay_every": 10**9, "dishes": 1024,
-    "vocab": 100_000,
-}  # fmt: skip
-
-
-def _check(o: dict[str, Any], dish: str) -> None:
-    """One-line errors for option values no dish can use."""
-    for name in (n for n in _SIZES if n in o):
-        if not 1 <= o[name] <= _SIZES[name]:
-            raise ValueError(f"{name} must be in [1, {_SIZES[name]}], got {o[name]}")
-    for name in (n for n in ("inner_lr", "meta_lr", "init_scale") if n in o):
-        if not o[name] > 0:
-            raise ValueError(f"{name} must be positive, got {o[name]}")
-    if not 0 < o["keep_fraction"] <= 1:
-        raise ValueError(f"keep_fraction must be in (0, 1], got {o['keep_fraction']}")
-    if not 0 <= o["meta_steps"] <= 10**7:
-        raise ValueError(f"meta_steps must be in [0, 10000000], got {o['meta_steps']}")
-    if o["l2"] < 0 or not 0 < o["lr_decay"] <= 1:
-        raise ValueError("need l2 >= 0 and 0 < lr_decay <= 1")
-    choices = {
-        "loss": ("rank", "mse"),
-        "target_transform": ("log", "none"),
-        "task": ("labels", "bigram"),
-        "score": ("val", "train"),
-        "readout": ("gp", "none"),
-    }
-    for name, allowed in choices.items():
-        if name in o and o[name] not in allowed:
-            raise ValueError(f"{name} must be {'|'.join(allowed)}, got '{o[name]}'")
 
 
 def _orientation(scores: np.ndarray, targets: np.ndarray) -> float:

@@ -7,6 +7,7 @@ import numpy as np
 from search_spaces import SearchSpace
 from search_spaces.base import RecurrentCell
 from search_spaces.darts_rnn import DartsRNNSpace
+from surrogates.spd import PetriDishSurrogate
 
 
 def unique_sample(space, n, seed):
@@ -55,3 +56,16 @@ class ExplodingSpace(DartsRNNSpace):
         return cell
 
     build_cell_batch = SearchSpace.build_cell_batch  # the stacked fallback, with build_cell
+
+
+#: the Petri dish surrogate's own options; the others are the dish kind's
+_SURROGATE_OPTIONS = ("feature_cache", "predict_batch", "precision", "device")
+
+
+def petri_dish(space: SearchSpace, seed: int = 0, **options) -> PetriDishSurrogate:
+    """A Petri dish surrogate from options written flat, as the tests write them: ``dish``
+    names the kind (default: the space's), the surrogate's own options go to it and every
+    other option to the dish kind's options."""
+    kind = options.pop("dish", "mlp" if space.motif == "activation" else "rnn")
+    own = {k: options.pop(k) for k in _SURROGATE_OPTIONS if k in options}
+    return PetriDishSurrogate(space, seed, dish={"kind": kind, **options}, **own)

@@ -66,8 +66,8 @@ def test_seeds_arg_refuses(text: str) -> None:
 
 
 def test_parse_options_reads_values_as_yaml() -> None:
-    got = bp.parse_options(["nao.epochs=200", "spd.loss=mse", "spd.l2=0.001", "spd.orient=false"])
-    assert got == {"nao": {"epochs": 200}, "spd": {"loss": "mse", "l2": 1e-3, "orient": False}}
+    got = bp.parse_options(["nao.epochs=200", "spd.dish.loss=mse", "spd.dish.orient=false"])
+    assert got == {"nao": {"epochs": 200}, "spd": {"dish": {"loss": "mse", "orient": False}}}
     with pytest.raises(SystemExit, match="name.key=value"):
         bp.parse_options(["epochs=200"])
 
@@ -80,7 +80,8 @@ def test_surrogates_take_labels_so_one_surrogate_runs_in_two_settings() -> None:
 
 def test_the_command_is_the_comparison_config_it_describes(tmp_path) -> None:
     args = _args(
-        "--surrogates", "spd,spd0=spd", "--set", "spd0.meta_steps=0", "--sizes", "10,50",
+        "--surrogates", "spd,spd0=spd", "--set", "spd0.dish.kind=rnn",
+        "--set", "spd0.dish.meta_steps=0", "--sizes", "10,50",
         "--seeds", "3-4", "--test-size", "500", "--set", "ground_truth.metric=test_ppl",
         "--out", str(tmp_path / "bench"),
     )  # fmt: skip
@@ -92,7 +93,7 @@ def test_the_command_is_the_comparison_config_it_describes(tmp_path) -> None:
         "ground_truth": {"name": "nasbench_nlp", "options": {"metric": "test_ppl"}},
         "surrogates": [
             {"name": "spd", "label": "spd", "options": {}},
-            {"name": "spd", "label": "spd0", "options": {"meta_steps": 0}},
+            {"name": "spd", "label": "spd0", "options": {"dish": {"kind": "rnn", "meta_steps": 0}}},
         ],
         "sizes": [10, 50],
         "seeds": [3, 4],

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import kendalltau
-from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
+from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs, petri_dish
 
 from evo_nas_common import statefile
 from search_spaces import get_space
 from search_spaces.darts_rnn import DartsRNNSpace
 from search_spaces.pool import PoolSpace
 from surrogates.readout import ResidualGP
-from surrogates.spd import PetriDishSurrogate
-from surrogates.spd_dish import PetriDish
+from surrogates.rnn_dish import RNNDish
 
 #: a small dish ranked by its read-out (the RNN preset's default)
 SMALL = dict(
@@ -34,13 +33,13 @@ SMALL = dict(
 def test_records_are_seeded_and_the_same_batched_or_one_at_a_time(name):
     space = get_space(name)
     genotypes = motifs(space, 7)
-    spd = PetriDishSurrogate(space, seed=3, dishes=2, precision="float64", **SMALL)
+    spd = petri_dish(space, seed=3, dishes=2, precision="float64", **SMALL)
     records = spd.features(genotypes)
     assert records.shape == (7, len(spd.feature_names())) == (7, 2 * (3 * 4 + 2))
-    again = PetriDishSurrogate(space, seed=3, dishes=2, precision="float64", **SMALL)
+    again = petri_dish(space, seed=3, dishes=2, precision="float64", **SMALL)
     alone = np.concatenate([again.features([g]) for g in genotypes])
     np.testing.assert_allclose(alone, records, rtol=1e-10)
-    other = PetriDishSurrogate(space, seed=4, dishes=2, precision="float64", **SMALL)
+    other = petri_dish(space, seed=4, dishes=2, precision="float64", **SMALL)
     assert not np.allclose(other.features(genotypes), records)
     # the dish's own score is the record's last loss on its score samples
     dish = spd.dishes_[0]
@@ -51,8 +50,8 @@ def test_records_are_seeded_and_the_same_batched_or_one_at_a_time(name):
 def test_the_record_follows_the_inner_training():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 5)
-    spd = PetriDishSurrogate(space, seed=0, dishes=1, precision="float64", **SMALL)
-    dish: PetriDish = spd.dishes_[0]
+    spd = petri_dish(space, seed=0, dishes=1, precision="float64", **SMALL)
+    dish: RNNDish = spd.dishes_[0]
     record = dict(zip(spd.feature_names(), spd.features(genotypes).T, strict=True))
     # before any step every motif starts from the same weights but its own cell
     assert len(set(np.round(record["dish0.train_loss_0"], 12))) > 1
@@ -61,7 +60,7 @@ def test_the_record_follows_the_inner_training():
     assert np.isfinite([record[f"dish0.log_grad_norm_{k}"] for k in range(4)]).all()
     # the validation loss is the loss of the same weights on the validation samples
     one = dish.options.__class__(**{**vars(dish.options), "score": "val"})
-    on_val = PetriDish(space, dish.seed, one, torch.float64)
+    on_val = RNNDish(space, dish.seed, one, torch.float64)
     np.testing.assert_allclose(record["dish0.val_loss_4"], on_val.scores(genotypes).numpy())
 
 
@@ -86,12 +85,12 @@ def test_the_read_out_recovers_a_ranking_that_is_a_known_function_of_the_records
 def test_with_no_ground_truth_the_read_out_ranks_as_the_dish_does():
     space = get_space("nasbench_nlp")
     genotypes = motifs(space, 9)
-    spd = PetriDishSurrogate(space, seed=1, dishes=2, **SMALL)
+    spd = petri_dish(space, seed=1, dishes=2, **SMALL)
     scores = spd.dish_scores(genotypes)
     mean, std = spd.predict_with_std(genotypes)
     np.testing.assert_array_equal(mean, scores.mean(axis=0))
     assert np.isnan(std).all()
-    one = PetriDishSurrogate(space, seed=1, dishes=1, **SMALL)
+    one = petri_dish(space, seed=1, dishes=1, **SMALL)
     np.testing.assert_array_equal(one.predict(genotypes), one.dishes_[0].scores(genotypes))
     # four cells are too few to learn a correction from: still the dish's own ranking
     one.fit(genotypes[:4], [1.0, 2.0, 3.0, 4.0])
@@ -101,7 +100,7 @@ def test_with_no_ground_truth_the_read_out_ranks_as_the_dish_does():
 def test_a_fitted_read_out_survives_a_state_round_trip():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 24)
-    spd = PetriDishSurrogate(space, seed=2, dishes=2, **SMALL)
+    spd = petri_dish(space, seed=2, dishes=2, **SMALL)
     # an objective the dish half knows: its score plus a known function of the motif
     y = spd.dish_scores(genotypes).mean(axis=0) + 0.1 * known_objective(genotypes)
     spd.fit(genotypes[:16], y[:16])
@@ -109,7 +108,7 @@ def test_a_fitted_read_out_survives_a_state_round_trip():
     mean, std = spd.predict_with_std(genotypes[16:])
     assert np.isfinite(std).all()
     state = statefile.loads(statefile.dumps(spd.state_dict()))
-    fresh = PetriDishSurrogate(space, seed=2, dishes=2, **SMALL)
+    fresh = petri_dish(space, seed=2, dishes=2, **SMALL)
     fresh.load_state_dict(state)
     again, again_std = fresh.predict_with_std(genotypes[16:])
     np.testing.assert_array_equal(again, mean)
@@ -119,7 +118,7 @@ def test_a_fitted_read_out_survives_a_state_round_trip():
 def test_the_read_out_learns_what_the_dish_misses():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 70)
-    spd = PetriDishSurrogate(space, seed=0, dishes=1, orient=False, **SMALL)
+    spd = petri_dish(space, seed=0, dishes=1, orient=False, **SMALL)
     records = spd.features(genotypes)
     # an objective the dish's final score does not order, but an early step of it does
     early = records[:, spd.feature_names().index("dish0.val_loss_1")]
@@ -136,7 +135,7 @@ def test_a_motif_diverging_in_the_dish_ranks_last_and_never_raises():
     genotypes[3] = BAD
     y = known_objective(genotypes)
     y[5] = np.inf  # a diverged ground truth too
-    spd = PetriDishSurrogate(space, seed=0, dishes=2, **SMALL)
+    spd = petri_dish(space, seed=0, dishes=2, **SMALL)
     assert spd.predict(genotypes)[3] == np.inf  # unfitted: the dish's own ranking
     spd.fit(genotypes, y)  # the diverged motif and the diverged cell take part
     pred, std = spd.predict_with_std(genotypes)
@@ -148,30 +147,30 @@ def test_a_motif_is_trained_once_per_synthetic_data(tmp_path, monkeypatch):
     space = get_space("nasbench_nlp")
     genotypes = motifs(space, 6)
     trained: list[int] = []
-    original = PetriDish.trajectory
+    original = RNNDish.trajectory
 
     def counting(self, motifs):
         trained.append(len(motifs))
         return original(self, motifs)
 
-    monkeypatch.setattr(PetriDish, "trajectory", counting)
-    spd = PetriDishSurrogate(space, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
+    monkeypatch.setattr(RNNDish, "trajectory", counting)
+    spd = petri_dish(space, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
     first = spd.predict(genotypes)
     spd.fit(genotypes[:5], [1.0, 2.0, 3.0, 4.0, 5.0])
     spd.predict(genotypes)
     assert trained == [6, 6]  # two dishes, each motif once; the refit trained nothing
     # another surrogate with the same dish reads the records the first one kept
-    again = PetriDishSurrogate(space, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
+    again = petri_dish(space, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
     np.testing.assert_array_equal(again.predict(genotypes), first)
     assert trained == [6, 6]
     # so does a search's pool of the same space, in any process (no address in the identity)
     pool = PoolSpace(space, genotypes, neighbours=2, cache=False)
     assert pool.identity() == space.identity() and "0x" not in repr(pool.identity())
-    pooled = PetriDishSurrogate(pool, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
+    pooled = petri_dish(pool, seed=0, dishes=2, feature_cache=tmp_path, **SMALL)
     np.testing.assert_array_equal(pooled.predict(genotypes), first)
     assert trained == [6, 6]
     # meta-learned data are another dish: its records are computed afresh
-    learned = PetriDishSurrogate(space, seed=0, dishes=1, meta_steps=1, meta_batch=6, **SMALL)
+    learned = petri_dish(space, seed=0, dishes=1, meta_steps=1, meta_batch=6, **SMALL)
     learned.fit(genotypes, np.arange(1.0, 7.0))
     assert trained[2:] == [6, 6]  # the orientation on the random data, then the learned data
 

@@ -10,6 +10,8 @@ evo_nas the wings are layered the same way (``WINGS``), and the front door
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,18 @@ def test_no_private_member_of_another_object_is_used(module: str) -> None:
         and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
     ]
     assert reached == []
+
+
+def test_the_front_door_is_cheap_and_every_name_it_lists_is_there() -> None:
+    """``import evo_nas`` loads neither torch nor the engine; each public name resolves."""
+    code = (
+        "import sys, evo_nas\n"
+        "heavy = sorted(m for m in ('torch', 'numpy', 'evo_nas.search', 'surrogates') "
+        "if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "missing = [n for n in evo_nas.__all__ if getattr(evo_nas, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert evo_nas.Surrogate.__module__ == 'surrogates.base'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr

@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+import evo_nas
 from evo_nas.cli.train import train as train_cmd
 from ground_truths import GROUND_TRUTHS
 from ground_truths.ptb_corpus import load_corpus
@@ -28,7 +29,14 @@ SPACE = get_space("darts_rnn")
 
 V2 = SPACE.validate("DARTS_V2")
 # a few batches only: for behaviour that does not need a trained model
-QUICK = {"preset": "tiny", "epochs": 3, "epoch_batches": 4, "eval_tokens": 640, "device": "cpu"}
+QUICK = {"preset": "tiny", "epochs": 3, "epoch_batches": 4, "eval_tokens": 640}
+
+
+def quick(**train) -> PTBTrainer:
+    """The quick tiny training with ``train`` overrides, on the CPU."""
+    device = train.pop("device", "cpu")
+    limit = train.pop("time_limit_s", None)
+    return PTBTrainer(SPACE, train={**QUICK, **train}, device=device, time_limit_s=limit)
 
 
 def _unigram_ppl(tokens: torch.Tensor) -> float:
@@ -39,7 +47,7 @@ def _unigram_ppl(tokens: torch.Tensor) -> float:
 
 
 def test_tiny_training_beats_the_unigram_model_on_real_ptb() -> None:
-    trainer = GROUND_TRUTHS.create("ptb_trainer", space=SPACE, preset="tiny", device="cpu")
+    trainer = GROUND_TRUTHS.create("ptb_trainer", space=SPACE, train="tiny", device="cpu")
     result = trainer.evaluate_one(V2)
     assert result.status == "ok", result.message
     unigram = _unigram_ppl(load_corpus().valid[: trainer.config.eval_tokens])
@@ -53,7 +61,7 @@ def test_tiny_training_beats_the_unigram_model_on_real_ptb() -> None:
 
 
 def test_a_huge_learning_rate_is_a_recorded_divergence() -> None:
-    trainer = PTBTrainer(SPACE, **QUICK, lr=1e5, clip=100.0)
+    trainer = quick(lr=1e5, clip=100.0)
     result = trainer.evaluate_one(V2)
     assert result.status == "diverged"
     assert result.objective == math.inf
@@ -61,7 +69,7 @@ def test_a_huge_learning_rate_is_a_recorded_divergence() -> None:
 
 
 def test_an_exception_and_the_time_limit_are_failures(monkeypatch) -> None:
-    slow = PTBTrainer(SPACE, **QUICK, time_limit_s=1e-3)
+    slow = quick(time_limit_s=1e-3)
     result = slow.evaluate_one(V2)
     assert (result.status, result.message, result.objective) == ("failed", "time limit", math.inf)
 
@@ -69,7 +77,7 @@ def test_an_exception_and_the_time_limit_are_failures(monkeypatch) -> None:
         raise RuntimeError("no such cell")
 
     monkeypatch.setattr(SPACE, "build_cell", broken)
-    result = PTBTrainer(SPACE, **QUICK).evaluate_one(V2)
+    result = quick().evaluate_one(V2)
     assert result.status == "failed"
     assert result.message == "RuntimeError: no such cell"
 
@@ -79,13 +87,13 @@ def _strip_times(curve: list[dict]) -> list[dict]:
 
 
 def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path, monkeypatch) -> None:
-    options = {**QUICK, "test": True}
-    plain = PTBTrainer(SPACE, **options)
+    options = {"test": True}
+    plain = quick(**options)
     plain.attach(tmp_path / "plain")
     expected = plain.evaluate_one(V2)
     assert expected.status == "ok" and math.isfinite(expected.metrics["test_ppl"])
 
-    interrupted = PTBTrainer(SPACE, **options)
+    interrupted = quick(**options)
     interrupted.attach(tmp_path / "resumed")
 
     def kill_in_epoch_3(event: dict) -> None:
@@ -98,7 +106,7 @@ def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path, monk
     assert len(list((tmp_path / "resumed" / "checkpoints").glob("*.pt"))) == 1
     assert not list((tmp_path / "resumed" / "results").glob("*.json"))
 
-    resumed = PTBTrainer(SPACE, **options)
+    resumed = quick(**options)
     resumed.attach(tmp_path / "resumed")
     epochs_trained = []
     resumed.progress = lambda e: e["event"] == "epoch" and epochs_trained.append(e["epoch"])
@@ -109,35 +117,45 @@ def test_resume_mid_training_retraces_the_uninterrupted_run(tmp_path: Path, monk
     assert result.metrics["test_ppl"] == expected.metrics["test_ppl"]
     # finished: the checkpoint is gone and the result is cached, nothing trains again
     assert not list((tmp_path / "resumed" / "checkpoints").glob("*.pt"))
-    again = PTBTrainer(SPACE, **options)
+    again = quick(**options)
     again.attach(tmp_path / "resumed")
     again.progress = lambda e: pytest.fail("trained a cached cell again")
     assert again.evaluate_one(V2) == result
     # results of an older model version are not reused
     monkeypatch.setattr("ground_truths.ptb_trainer.RESULTS_VERSION", RESULTS_VERSION + 1)
-    newer = PTBTrainer(SPACE, **options)
+    newer = quick(**options)
     newer.attach(tmp_path / "resumed")
     retrained = []
     newer.progress = lambda e: e["event"] == "epoch" and retrained.append(e["epoch"])
     assert newer.evaluate_one(V2).objective == result.objective and retrained == [1, 2, 3]
     monkeypatch.undo()
     # another config (seed) is another cache entry
-    other = PTBTrainer(SPACE, **{**options, "seed": 1, "epochs": 1})
+    other = quick(**{**options, "seed": 1, "epochs": 1})
     other.attach(tmp_path / "resumed")
     assert other.evaluate_one(V2).objective != result.objective
 
 
 def test_options_are_validated_with_one_line_errors() -> None:
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        PTBTrainer(SPACE, preset="huge")
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.5"):
-        PTBTrainer(SPACE, preset="tiny", dropout=1.5)
+        PTBTrainer(SPACE, train="huge")
+    with pytest.raises(ValueError, match="dropout: Input should be less than 1"):
+        PTBTrainer(SPACE, train={"preset": "tiny", "dropout": 1.5})
     with pytest.raises(ValueError, match="device 'gpu0' is not a torch device"):
-        PTBTrainer(SPACE, preset="tiny", device="gpu0")
+        PTBTrainer(SPACE, train="tiny", device="gpu0")
     with pytest.raises(ValueError, match="missing"):
-        PTBTrainer(SPACE, preset="tiny", data_dir=Path("/nonexistent/ptb"))
-    with pytest.raises(ValueError, match="unknown training option"):
+        PTBTrainer(SPACE, train="tiny", data_dir=Path("/nonexistent/ptb"))
+    with pytest.raises(ValueError, match="hidden: unknown training option"):
         make_config("cpu", hidden=3)
+    with pytest.raises(ValueError, match="lr: Input should be a valid number"):
+        make_config("cpu", lr="abc")
+    # a config writes the training as one mapping, checked by its type
+    with pytest.raises(
+        evo_nas.ConfigError,
+        match="ground_truth.options.train: epochs: Input should be a valid integer",
+    ):
+        evo_nas.build("ground_truth", "ptb_trainer", {"train": {"epochs": True}}, space=SPACE)
+    built = evo_nas.build("ground_truth", "ptb_trainer", {"train": {"preset": "tiny"}}, space=SPACE)
+    assert built.config == make_config("tiny")
     paper = make_config("paper", epochs=10)
     assert (paper.emsize, paper.nhid, paper.lr, paper.clip, paper.batch_size) == (
         850,
@@ -153,7 +171,6 @@ def test_options_are_validated_with_one_line_errors() -> None:
         0.2,
         0.1,
     )
-    assert make_config("cpu", nhid=None).nhid == make_config("cpu").nhid  # None keeps the preset
     assert make_config("cpu").digest() != make_config("cpu", seed=1).digest()
 
 
@@ -179,8 +196,8 @@ def test_asgd_averages_the_iterates_since_the_switch() -> None:
 def test_cuda_training_follows_the_cpu_training() -> None:
     # without dropout nothing random is drawn on the device: the two runs differ by rounding
     nodrop = dict.fromkeys(("dropout", "dropouth", "dropoutx", "dropouti", "dropoute"), 0.0)
-    cpu = PTBTrainer(SPACE, **{**QUICK, **nodrop}).evaluate_one(V2)
-    gpu = PTBTrainer(SPACE, **{**QUICK, **nodrop, "device": "cuda"}).evaluate_one(V2)
+    cpu = quick(**nodrop).evaluate_one(V2)
+    gpu = quick(**nodrop, device="cuda").evaluate_one(V2)
     assert cpu.status == gpu.status == "ok"
     assert gpu.objective == pytest.approx(cpu.objective, rel=1e-3)
 

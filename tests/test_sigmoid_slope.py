@@ -15,6 +15,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 from scipy.stats import rankdata, spearmanr
+from surrogate_helpers import petri_dish
 
 from evo_nas.cli.train import data as data_group
 from evo_nas_common.data_files import DataError, md5sum
@@ -27,8 +28,7 @@ from ground_truths.digits_data import (
 from ground_truths.mlp_classifier import MLPClassifierGroundTruth
 from search_spaces import GenotypeError, get_space
 from search_spaces.sigmoid_slope import SigmoidSlopeSpace
-from surrogates.spd import PetriDishSurrogate
-from surrogates.spd_mlp_dish import MLPDish
+from surrogates.mlp_dish import MLPDish, MLPDishOptions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,7 +192,7 @@ def test_classifier_options_are_refused_when_built(space, bad):
 
 # -- the MLP dish ------------------------------------------------------------------------------
 def test_activation_spaces_get_the_mlp_dish_with_the_papers_defaults(space):
-    spd = PetriDishSurrogate(space)
+    spd = petri_dish(space)
     assert isinstance(spd.dishes_[0], MLPDish)
     o = spd.options
     assert (o["dish"], o["dims"], o["hidden_size"], o["layers"], o["classes"]) == (
@@ -202,12 +202,12 @@ def test_activation_spaces_get_the_mlp_dish_with_the_papers_defaults(space):
         10, 10, 250, 0.01, "mse"
     )  # fmt: skip
     assert (o["dishes"], o["keep_fraction"]) == (8, 0.5)
-    assert PetriDishSurrogate(space, inner_steps=30).options["inner_steps"] == 30
-    assert PetriDishSurrogate(get_space("darts_rnn")).options["dish"] == "rnn"
+    assert petri_dish(space, inner_steps=30).options["inner_steps"] == 30
+    assert petri_dish(get_space("darts_rnn")).options["dish"] == "rnn"
 
 
 def test_mlp_dish_scores_motifs_independently(space):
-    spd = PetriDishSurrogate(space, seed=3, inner_steps=20, precision="float64")
+    spd = petri_dish(space, seed=3, inner_steps=20, precision="float64")
     slopes = [0.2, 0.9, 1.7, 0.05]
     together = spd.dish_scores(slopes)
     assert together.shape == (8, 4)  # the preset's eight dishes
@@ -219,9 +219,9 @@ def test_mlp_dish_scores_motifs_independently(space):
 def test_mlp_dish_fit_ranks_its_training_slopes(space):
     slopes = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
     error = [0.08, 0.05, 0.04, 0.045, 0.05, 0.06, 0.065, 0.07]  # an optimum inside the range
-    unlearned = PetriDishSurrogate(space, seed=0, inner_steps=60, meta_steps=0)
+    unlearned = petri_dish(space, seed=0, inner_steps=60, meta_steps=0)
     before = spearmanr(unlearned.predict(slopes), error)[0]
-    spd = PetriDishSurrogate(space, seed=0, inner_steps=60, meta_steps=40).fit(slopes, error)
+    spd = petri_dish(space, seed=0, inner_steps=60, meta_steps=40).fit(slopes, error)
     after = spearmanr(spd.predict(slopes), error)[0]
     assert after > 0.9 and after > before + 0.3
     assert spd.history_[0][-1] < spd.history_[0][0]
@@ -231,7 +231,7 @@ def test_prediction_keeps_the_dishes_that_fit_their_training_slopes_best(space):
     slopes = [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
     error = [0.08, 0.05, 0.04, 0.045, 0.05, 0.06, 0.065, 0.07]
     opts = dict(inner_steps=30, meta_steps=5, dishes=4, keep_fraction=0.5, precision="float64")
-    spd = PetriDishSurrogate(space, seed=1, **opts)
+    spd = petri_dish(space, seed=1, **opts)
     assert spd.kept_ == [0, 1, 2, 3]  # unfitted: every dish
     spd.fit(slopes, error)
     targets = spd._targets(error)
@@ -240,17 +240,17 @@ def test_prediction_keeps_the_dishes_that_fit_their_training_slopes_best(space):
     test = [0.05, 0.3, 1.1, 1.9]
     rows = spd.dish_scores(test)[spd.kept_]
     np.testing.assert_allclose(spd.predict(test), np.mean([rankdata(r) for r in rows], axis=0))
-    fresh = PetriDishSurrogate(space, seed=1, **opts)
+    fresh = petri_dish(space, seed=1, **opts)
     fresh.load_state_dict(spd.state_dict())
     assert fresh.kept_ == spd.kept_
-    with pytest.raises(ValueError, match=r"keep_fraction must be in \(0, 1\], got 0"):
-        PetriDishSurrogate(space, keep_fraction=0)
+    with pytest.raises(ValueError, match="dish.keep_fraction: Input should be greater than 0"):
+        petri_dish(space, keep_fraction=0)
 
 
 def test_a_dish_in_which_one_training_motif_diverged_can_still_be_kept(space, monkeypatch):
     slopes, error = [0.2, 0.4, 0.6, 0.8], [4.0, 3.0, 2.0, 1.0]
     opts = dict(inner_steps=5, meta_steps=0, dishes=4, keep_fraction=0.5)
-    spd = PetriDishSurrogate(space, seed=1, **opts)
+    spd = petri_dish(space, seed=1, **opts)
     rows = np.array(
         [
             [4.0, 3.0, 2.0, np.inf],  # orders the three finite motifs right; one diverged
@@ -269,7 +269,7 @@ def test_example_runs_and_sweeps_predicted_and_true_curves(tmp_path):
     cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
     cfg["output_dir"] = str(tmp_path)
     cfg["ground_truth"]["options"].update(epochs=2, seeds=1, hidden=16)
-    cfg["surrogate"]["options"] = {"inner_steps": 20, "meta_steps": 3}
+    cfg["surrogate"]["options"] = {"dish": {"kind": "mlp", "inner_steps": 20, "meta_steps": 3}}
     cfg["budget"]["evaluations"] = 8
     cfg["logging"] = {"progress": False}
     path = tmp_path / "slope.yaml"
@@ -296,12 +296,11 @@ def test_example_runs_and_sweeps_predicted_and_true_curves(tmp_path):
 
 def test_mlp_dishes_batched_together_match_each_dish_alone(space):
     slopes = [0.2, 0.9, 1.7]
-    sizes = dict(samples=10, val_samples=10, dims=10, hidden_size=1, layers=2, outputs=10)
-    opts = dict(inner_steps=20, inner_lr=0.01, dtype=torch.float64, **sizes)
-    joint = MLPDish(space, [5, 9], **opts).scores(slopes)
+    options = MLPDishOptions(inner_steps=20, inner_lr=0.01)
+    joint = MLPDish(space, [5, 9], options, torch.float64).scores(slopes)
     assert joint.shape == (2, 3)
     for k, seed in enumerate([5, 9]):
-        alone = MLPDish(space, [seed], **opts).scores(slopes)
+        alone = MLPDish(space, [seed], options, torch.float64).scores(slopes)
         assert torch.allclose(joint[k], alone[0], rtol=0, atol=1e-12)
     assert not torch.allclose(joint[0], joint[1])
 
@@ -312,7 +311,9 @@ def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path,
     cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
     cfg["output_dir"] = str(tmp_path)
     cfg["ground_truth"]["options"].update(epochs=2, seeds=1, hidden=8)
-    cfg["surrogate"]["options"] = {"inner_steps": 5, "meta_steps": 6, "dishes": 1}
+    cfg["surrogate"]["options"] = {
+        "dish": {"kind": "mlp", "inner_steps": 5, "meta_steps": 6, "dishes": 1}
+    }
     cfg["budget"]["evaluations"] = 7
     run_search(cfg, progress=True)
     err = capsys.readouterr().err

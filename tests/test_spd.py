@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import spearmanr
-from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs
+from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs, petri_dish
 
+import evo_nas
 from evo_nas_common import statefile
 from search_spaces import SearchSpace, get_space
 from search_spaces.base import StackedCells
@@ -17,6 +18,8 @@ from search_spaces.darts_rnn import DartsRNNSpace
 from search_spaces.nasbench_nlp_batch import NasBenchNLPCellBatch
 from search_spaces.nasbench_nlp_graph import topological_order
 from surrogates import SURROGATES
+from surrogates.mlp_dish import MLPDishOptions
+from surrogates.rnn_dish import RNNDishOptions
 from surrogates.spd import PetriDishSurrogate
 
 #: one dish small enough for tests: 4-node cells, hidden 4, 5 inner steps, ranked by its own
@@ -87,7 +90,7 @@ def test_meta_gradient_matches_finite_differences(loss, task, score):
     genotypes = motifs(space, 5)
     opts = dict(TINY, samples=3, val_samples=2, steps=4, dims=2, hidden_size=3, inner_steps=3)
     opts.update(loss=loss, task=task, score=score)
-    spd = PetriDishSurrogate(space, seed=0, precision="float64", **opts)
+    spd = petri_dish(space, seed=0, precision="float64", **opts)
     dish = spd.dishes_[0]
     assert sorted(dish.data) == ["x_train", "x_val"]
     # one diverged motif (inf) takes part as "worse than every finite one"
@@ -118,10 +121,8 @@ def test_fit_drives_the_training_rank_correlation_up(task, score):
     genotypes = motifs(space, 16)
     y = known_objective(genotypes)
     opts = dict(TINY, task=task, orient=False, score=score)
-    before = spearmanr(
-        PetriDishSurrogate(space, seed=0, meta_steps=0, **opts).predict(genotypes), y
-    )
-    spd = PetriDishSurrogate(space, seed=0, meta_steps=20, **opts).fit(genotypes, y)
+    before = spearmanr(petri_dish(space, seed=0, meta_steps=0, **opts).predict(genotypes), y)
+    spd = petri_dish(space, seed=0, meta_steps=20, **opts).fit(genotypes, y)
     after = spearmanr(spd.predict(genotypes), y)
     assert after[0] > before[0] + 0.3 and after[0] > 0.7
     assert spd.history_[0][-1] < spd.history_[0][0]
@@ -133,11 +134,11 @@ def test_batched_and_one_at_a_time_predictions_agree(name):
     genotypes = motifs(space, 8)
     if name == "nasbench_nlp":  # a motif's weights must not depend on its batch's longest
         assert len({len(topological_order(g)) for g in genotypes}) > 2
-    spd = PetriDishSurrogate(space, seed=1, precision="float64", **TINY)
+    spd = petri_dish(space, seed=1, precision="float64", **TINY)
     together = spd.predict(genotypes)
     alone = np.array([spd.predict([g])[0] for g in genotypes])
     np.testing.assert_allclose(together, alone, rtol=1e-10)
-    chunked = PetriDishSurrogate(space, seed=1, precision="float64", predict_batch=3, **TINY)
+    chunked = petri_dish(space, seed=1, precision="float64", predict_batch=3, **TINY)
     np.testing.assert_allclose(chunked.predict(genotypes), together, rtol=1e-10)
 
 
@@ -147,7 +148,7 @@ def test_same_seed_same_predictions_other_seed_other_dish():
     y = known_objective(genotypes)
 
     def fitted(seed: int) -> np.ndarray:
-        spd = PetriDishSurrogate(space, seed=seed, meta_steps=3, meta_batch=8, **TINY)
+        spd = petri_dish(space, seed=seed, meta_steps=3, meta_batch=8, **TINY)
         return spd.fit(genotypes, y).predict(genotypes)
 
     first = fitted(5)
@@ -159,14 +160,14 @@ def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
     space = ExplodingSpace(nodes=3)
     genotypes = motifs(space, 6)
     genotypes[3] = BAD
-    spd = PetriDishSurrogate(space, seed=0, meta_steps=2, **dict(TINY, inner_steps=3))
+    spd = petri_dish(space, seed=0, meta_steps=2, **dict(TINY, inner_steps=3))
     y = known_objective(genotypes)
     y[4] = np.inf  # a diverged ground truth in the training set too
     spd.fit(genotypes, y)  # must not raise
     assert all(torch.isfinite(t).all() for t in spd.dishes_[0].data.values())
     pred = spd.predict(genotypes)
     assert pred[3] == np.inf and np.isfinite(np.delete(pred, 3)).all()
-    ensemble = PetriDishSurrogate(space, seed=0, meta_steps=0, **dict(TINY, dishes=3))
+    ensemble = petri_dish(space, seed=0, meta_steps=0, **dict(TINY, dishes=3))
     ranks = ensemble.predict(genotypes)
     assert ranks[3] == ranks.max() == len(genotypes) and np.isfinite(ranks).all()
 
@@ -174,7 +175,7 @@ def test_a_motif_diverging_in_the_dish_gets_the_worst_score():
 def test_fit_reports_each_meta_step_of_the_current_fit():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 8)
-    spd = PetriDishSurrogate(space, seed=0, meta_steps=3, **dict(TINY, dishes=2))
+    spd = petri_dish(space, seed=0, meta_steps=3, **dict(TINY, dishes=2))
     events: list[dict] = []
     spd.progress = events.append
     spd.fit(genotypes, known_objective(genotypes))
@@ -190,10 +191,10 @@ def test_state_round_trip_restores_the_learned_samples():
     genotypes = motifs(space, 12)
     opts = dict(TINY, meta_steps=3, dishes=2, task="labels")
     opts["score"] = "val"  # every learnable tensor is read, so every one moves
-    spd = PetriDishSurrogate(space, seed=2, **opts)
+    spd = petri_dish(space, seed=2, **opts)
     spd.fit(genotypes, known_objective(genotypes))
     state = statefile.loads(statefile.dumps(spd.state_dict()))
-    fresh = PetriDishSurrogate(space, seed=2, **opts)
+    fresh = petri_dish(space, seed=2, **opts)
     for name, tensor in fresh.dishes_[0].data.items():  # every learnable tensor moved
         assert not torch.equal(tensor, spd.dishes_[0].data[name])
     assert not np.array_equal(fresh.predict(genotypes), spd.predict(genotypes))
@@ -201,10 +202,10 @@ def test_state_round_trip_restores_the_learned_samples():
     np.testing.assert_array_equal(fresh.predict(genotypes), spd.predict(genotypes))
     assert fresh.history_ == spd.history_
     # another device or chunk size computes the same dish
-    elsewhere = PetriDishSurrogate(space, seed=2, **dict(opts, device="auto", predict_batch=5))
+    elsewhere = petri_dish(space, seed=2, **dict(opts, device="auto", predict_batch=5))
     elsewhere.load_state_dict(state)
     np.testing.assert_array_equal(elsewhere.predict(genotypes), spd.predict(genotypes))
-    other = PetriDishSurrogate(space, seed=2, **dict(opts, hidden_size=5))
+    other = petri_dish(space, seed=2, **dict(opts, hidden_size=5))
     with pytest.raises(ValueError, match="other options"):
         other.load_state_dict(state)
     # a state saved with an option since removed (input_gain) is refused in one line: the
@@ -216,7 +217,7 @@ def test_state_round_trip_restores_the_learned_samples():
 
 def test_bigram_labels_follow_the_previous_and_the_current_token():
     space = DartsRNNSpace(nodes=4)
-    spd = PetriDishSurrogate(space, seed=3, **dict(TINY, task="bigram", vocab=3, classes=5))
+    spd = petri_dish(space, seed=3, **dict(TINY, task="bigram", vocab=3, classes=5))
     dish = spd.dishes_[0]
     label: dict[tuple[bytes, bytes], int] = {}
     vectors = set()
@@ -236,8 +237,8 @@ def test_train_score_is_the_training_loss_after_training():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 4)
     opts = dict(TINY, task="bigram")
-    on_train = PetriDishSurrogate(space, seed=1, score="train", **opts).dishes_[0]
-    on_val = PetriDishSurrogate(space, seed=1, score="val", **opts).dishes_[0]
+    on_train = petri_dish(space, seed=1, score="train", **opts).dishes_[0]
+    on_val = petri_dish(space, seed=1, score="val", **opts).dishes_[0]
     val_scores = on_val.scores(genotypes)
     assert not torch.allclose(on_train.scores(genotypes), val_scores)
     # the same dish, validated on its own training samples, gives the train score
@@ -248,30 +249,41 @@ def test_train_score_is_the_training_loss_after_training():
 
 def test_registry_and_option_errors():
     space = DartsRNNSpace(nodes=4)
-    spd = SURROGATES.create("spd", space=space, seed=0, **TINY)
+    own = {k: TINY[k] for k in ("device",)}
+    dish = {"kind": "rnn", **{k: v for k, v in TINY.items() if k not in own}}
+    spd = SURROGATES.create("spd", space=space, seed=0, dish=dish, **own)
     assert isinstance(spd, PetriDishSurrogate) and spd.predict([]).shape == (0,)
+    assert isinstance(spd.dish, RNNDishOptions) and spd.dish.inner_steps == 5
+    # refused by the dish kind's type, one line naming the option, as a config writes it ...
     for bad, message in (
-        ({"hidden_size": 0}, r"hidden_size must be in \[1, 4096\], got 0"),
-        ({"dishes": 2**31}, r"dishes must be in \[1, 1024\], got 2147483648"),
-        ({"meta_steps": -1}, r"meta_steps must be in \[0, 10000000\], got -1"),
-        ({"task": "recall"}, r"task must be labels\|bigram, got 'recall'"),
-        ({"meta_lr": 0.0}, "meta_lr must be positive"),
-        ({"loss": "hinge"}, r"loss must be rank\|mse, got 'hinge'"),
-        ({"readout": "forest"}, r"readout must be gp\|none, got 'forest'"),
-        ({"task": "bigram", "vocab": 0}, r"vocab must be in \[1, 100000\], got 0"),
-        ({"score": "test"}, r"score must be val\|train, got 'test'"),
-        ({"layers": 2}, "layers: not an option of the rnn dish"),
+        ({"hidden_size": 0}, "dish.rnn.hidden_size: Input should be greater than or equal to 1"),
+        ({"dishes": 2**31}, "dish.rnn.dishes: Input should be less than or equal to 1024"),
+        ({"meta_steps": -1}, "dish.rnn.meta_steps: Input should be greater than or equal to 0"),
+        ({"task": "recall"}, "dish.rnn.task: Input should be 'labels' or 'bigram'"),
+        ({"meta_lr": 0.0}, "dish.rnn.meta_lr: Input should be greater than 0"),
+        ({"loss": "hinge"}, "dish.rnn.loss: Input should be 'rank' or 'mse'"),
+        ({"readout": "forest"}, "dish.rnn.readout: Input should be 'gp' or 'none'"),
+        ({"vocab": 0}, "dish.rnn.vocab: Input should be greater than or equal to 1"),
+        ({"score": "test"}, "dish.rnn.score: Input should be 'val' or 'train'"),
+        ({"inner_steps": True}, "dish.rnn.inner_steps: Input should be a valid integer"),
+        ({"layers": 2}, "dish.rnn.layers: unknown key"),
     ):
-        with pytest.raises(ValueError, match=message):
-            PetriDishSurrogate(space, **dict(TINY, **bad))
+        with pytest.raises(evo_nas.ConfigError) as err:
+            evo_nas.build("surrogate", "spd", {"dish": {**dish, **bad}}, space=space, seed=0)
+        assert str(err.value).startswith(f"surrogate.options.{message}"), str(err.value)
+    # ... and in Python
+    with pytest.raises(ValueError, match="dish.hidden_size: Input should be greater than"):
+        PetriDishSurrogate(space, dish={**dish, "hidden_size": 0})
+    with pytest.raises(ValueError, match="readout"):
+        MLPDishOptions(readout="gp")
     with pytest.raises(ValueError, match="'abacus' is not a torch device"):
-        PetriDishSurrogate(space, **dict(TINY, device="abacus"))
+        petri_dish(space, **dict(TINY, device="abacus"))
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            PetriDishSurrogate(space, **dict(TINY, device="cuda"))
+            petri_dish(space, **dict(TINY, device="cuda"))
     # the MLP dish has no sequence options: set, they are refused rather than ignored
-    with pytest.raises(ValueError, match="input_size, readout, steps: not an option of the mlp"):
-        PetriDishSurrogate(space, dish="mlp", steps=4, input_size=4, readout="gp")
+    with pytest.raises(ValueError, match="dish.steps: unknown option"):
+        petri_dish(space, dish="mlp", steps=4, input_size=4, readout="gp")
 
 
 def _nlp_weights_into_cell(batch, m: int, cell, genotype) -> None:
@@ -326,15 +338,15 @@ def test_batched_nasbench_nlp_cells_match_the_per_motif_cells(input_size):
 def test_fit_orients_a_dish_that_ranks_inversely():
     space = DartsRNNSpace(nodes=4)
     genotypes = motifs(space, 10)
-    raw = PetriDishSurrogate(space, seed=0, meta_steps=0, **TINY).predict(genotypes)
+    raw = petri_dish(space, seed=0, meta_steps=0, **TINY).predict(genotypes)
     inverse = np.exp(-raw)  # the ground truth ranks exactly against the dish
-    spd = PetriDishSurrogate(space, seed=0, meta_steps=0, **TINY).fit(genotypes, inverse)
+    spd = petri_dish(space, seed=0, meta_steps=0, **TINY).fit(genotypes, inverse)
     assert spd.signs_ == [-1.0]
     assert spearmanr(spd.predict(genotypes), inverse)[0] == pytest.approx(1.0)
     # the outer loss of the oriented scores is small, of the raw (inverse) ones large
     assert spd.ranking_loss(spd.predict(genotypes), inverse) < 0.1
     assert spd.ranking_loss(raw, inverse) > spd.ranking_loss(-raw, inverse) + 0.5
-    kept = PetriDishSurrogate(space, seed=0, meta_steps=0, orient=False, **TINY)
+    kept = petri_dish(space, seed=0, meta_steps=0, orient=False, **TINY)
     assert spearmanr(kept.fit(genotypes, inverse).predict(genotypes), inverse)[0] < -0.99
 
 
@@ -347,11 +359,11 @@ def test_a_cuda_dish_fits_and_predicts_as_the_cpu_dish(task, loss):
     genotypes = motifs(space, 24)
     y = known_objective(genotypes)
     opts = dict(TINY, task=task, loss=loss, meta_steps=4, meta_batch=12, precision="float64")
-    cpu = PetriDishSurrogate(space, seed=3, **opts).fit(genotypes, y)
-    gpu = PetriDishSurrogate(space, seed=3, **dict(opts, device="cuda")).fit(genotypes, y)
+    cpu = petri_dish(space, seed=3, **opts).fit(genotypes, y)
+    gpu = petri_dish(space, seed=3, **dict(opts, device="cuda")).fit(genotypes, y)
     assert all(t.is_cuda for t in gpu.dishes_[0].data.values())
     np.testing.assert_allclose(gpu.predict(genotypes), cpu.predict(genotypes), rtol=1e-6)
     # a dish fitted on the GPU loads into a CPU surrogate and predicts the same there
-    moved = PetriDishSurrogate(space, seed=3, **opts)
+    moved = petri_dish(space, seed=3, **opts)
     moved.load_state_dict(statefile.loads(statefile.dumps(gpu.state_dict())))
     np.testing.assert_allclose(moved.predict(genotypes), gpu.predict(genotypes), rtol=1e-6)

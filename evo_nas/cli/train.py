@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import sys
@@ -18,12 +17,13 @@ from evo_nas_common.data_files import DataError
 from evo_nas_common.registry import UnknownNameError
 from ground_truths.digits_data import fetch_mnist
 from ground_truths.ptb_corpus import fetch_ptb
-from ground_truths.ptb_trainer import PRESETS, PTBTrainer
+from ground_truths.ptb_trainer import PRESETS, PTBTrainer, TrainConfig
 from search_spaces import GenotypeError, get_space
 
 #: dataset name -> its verified fetch (source, dest)
 _FETCHERS = {"ptb": fetch_ptb, "mnist": fetch_mnist}
-_TRAINER_OPTIONS = set(inspect.signature(PTBTrainer).parameters) - {"space"}
+#: what ``--set`` may set: the training's fields, and the trainer's time limit
+_TRAINER_OPTIONS = {f.name for f in dataclasses.fields(TrainConfig)} | {"time_limit_s"}
 
 
 def _parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
@@ -71,7 +71,9 @@ def _plot(curve: list[dict[str, Any]], batch_ppl: list[float], path: Path, title
 @click.option("--genotype", required=True, help="A genotype the space accepts, or a built-in name.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="cpu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any trainer option.")
+@click.option(
+    "--set", "sets", multiple=True, metavar="KEY=VALUE", help="A training option (TrainConfig)."
+)
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="PTB folder.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--test/--no-test", default=True, show_default=True, help="Report test perplexity.")
@@ -104,7 +106,10 @@ def train(
     if epochs is not None:
         options["epochs"] = epochs
     try:
-        trainer = PTBTrainer(space, preset=preset, data_dir=data, device=device, **options)
+        limit = options.pop("time_limit_s", None)
+        trainer = PTBTrainer(
+            space, {"preset": preset, **options}, None, data, device, time_limit_s=limit
+        )
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def _option_fields(factory: Any, section: str) -> dict[str, tuple[Any, Any]] | N
     target = factory.__init__ if inspect.isclass(factory) else factory
     sig = inspect.signature(target)
     try:
-        hints = typing.get_type_hints(target)
+        hints = typing.get_type_hints(target, include_extras=True)
     except Exception:  # unresolvable annotations: accept any value
         hints = {}
     fields: dict[str, tuple[Any, Any]] = {}

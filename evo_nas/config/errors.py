@@ -16,10 +16,11 @@ def first_line(error: BaseException) -> str:
 
 
 def first_error(err: ValidationError) -> str:
+    """The first problem pydantic found, as ``key.path: message`` (how many more, if any)."""
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"])
     msg = e["msg"]
-    if e["type"] == "extra_forbidden":
+    if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         msg = "unknown key"
     elif e["type"] == "missing":
         msg = "missing required key"

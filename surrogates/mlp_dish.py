@@ -1,7 +1,7 @@
 """The Petri dish for activation motifs: a tiny MLP, as in the SPD paper's slope experiment.
 
 Synthetic ``dims``-D inputs pass through ``layers`` hidden layers of ``hidden_size`` units
-that use the motif's activation, then ``outputs`` sigmoid units fitted to fixed random 0/1
+that use the motif's activation, then ``classes`` sigmoid units fitted to fixed random 0/1
 targets (binary cross-entropy). Every motif starts from the same N(0, ``init_scale``^2)
 weights, trains for ``inner_steps`` Adam steps on the synthetic training inputs and is
 scored by its loss on the synthetic validation inputs. As in the authors' code, the
@@ -12,13 +12,47 @@ and are learned separately from then on.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field, StrictBool
+from pydantic.dataclasses import dataclass
 from torch import nn
 
 from evo_nas_common.batched_mlp import mlp_logits, normal_mlp_weights
 from search_spaces import Genotype, SearchSpace
-from surrogates.spd_dish import train_then_score
+from surrogates.dish_options import OPTIONS, Count, DishOptions, Fraction, NonNegative, Rate, Width
+from surrogates.inner_loop import train_then_score
+
+
+@dataclass(frozen=True, kw_only=True, config=OPTIONS)
+class MLPDishOptions(DishOptions):
+    """An MLP dish (activation motifs): ``layers`` hidden layers of ``hidden_size`` units
+    using the motif, ``classes`` sigmoid outputs with random 0/1 targets, weights from N(0,
+    ``init_scale``^2). The defaults are the values of the authors' slope experiment."""
+
+    kind: Literal["mlp"] = "mlp"
+    samples: Count = 10
+    val_samples: Count = 10
+    dims: Width = 10
+    hidden_size: Width = 1
+    layers: Annotated[int, Field(strict=True, ge=1, le=64)] = 2
+    classes: Count = 10
+    init_scale: Rate = 1.0
+    inner_steps: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 250
+    inner_lr: Rate = 0.01
+    # the slope experiment: the meta-learning is what ranks slopes
+    meta_steps: Annotated[int, Field(strict=True, ge=0, le=10_000_000)] = 60
+    meta_lr: Rate = 0.05
+    meta_batch: Count = 100
+    lr_decay: Fraction = 0.4
+    lr_decay_every: Annotated[int, Field(strict=True, ge=1, le=10**9)] = 30
+    loss: Literal["rank", "mse"] = "mse"  # as in the authors' code
+    target_transform: Literal["log", "none"] = "none"
+    l2: NonNegative = 1e-5
+    orient: StrictBool = False  # the MLP dish's loss already orders slopes the right way round
+    dishes: Annotated[int, Field(strict=True, ge=1, le=1024)] = 8
+    keep_fraction: Fraction = 0.5  # a dish whose meta-learning failed is noise in the ensemble
 
 
 class MLPDish:
@@ -34,37 +68,29 @@ class MLPDish:
         self,
         space: SearchSpace,
         seeds: Sequence[int],
-        samples: int,
-        val_samples: int,
-        dims: int,
-        hidden_size: int,
-        layers: int,
-        outputs: int,
-        inner_steps: int,
-        inner_lr: float,
-        init_scale: float = 1.0,
+        options: MLPDishOptions,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
     ) -> None:
+        o = options
         self.space = space
         self.seed = tuple(int(s) for s in seeds)
         self.members = len(self.seed)
-        self.inner_steps = inner_steps
-        self.inner_lr = inner_lr
+        self.options = o
         self.dtype = dtype
         self.device = torch.device(device)
-        sizes = [dims] + [hidden_size] * layers + [outputs]
+        sizes = [o.dims] + [o.hidden_size] * o.layers + [o.classes]
         per_seed = []
         for seed in self.seed:
             gen = torch.Generator().manual_seed(seed)
-            init = normal_mlp_weights(sizes, init_scale, gen, dtype)
-            x_train = torch.randn(samples, dims, generator=gen, dtype=dtype)
-            y_train = torch.randint(2, (samples, outputs), generator=gen).to(dtype)
-            if val_samples == samples:
+            init = normal_mlp_weights(sizes, o.init_scale, gen, dtype)
+            x_train = torch.randn(o.samples, o.dims, generator=gen, dtype=dtype)
+            y_train = torch.randint(2, (o.samples, o.classes), generator=gen).to(dtype)
+            if o.val_samples == o.samples:
                 x_val, y_val = x_train.clone(), y_train.clone()
             else:
-                x_val = torch.randn(val_samples, dims, generator=gen, dtype=dtype)
-                y_val = torch.randint(2, (val_samples, outputs), generator=gen).to(dtype)
+                x_val = torch.randn(o.val_samples, o.dims, generator=gen, dtype=dtype)
+                y_val = torch.randint(2, (o.val_samples, o.classes), generator=gen).to(dtype)
             per_seed.append([*init, x_train, y_train, x_val, y_val])
         # drawn on the CPU, so a seed gives the same dish on any device
         stacked = [torch.stack(group).to(self.device) for group in zip(*per_seed, strict=True)]
@@ -102,7 +128,7 @@ class MLPDish:
             lambda ps: self.task_loss(act, ps, xt, yt),
             lambda ps: self.task_loss(act, ps, xv, yv),
             [per_model(p) for p in self.init],
-            self.inner_steps,
-            self.inner_lr,
+            self.options.inner_steps,
+            self.options.inner_lr,
             create_graph,
         ).view(d, m)

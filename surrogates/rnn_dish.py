@@ -1,123 +1,69 @@
-"""One Synthetic Petri Dish: a tiny network in which many motifs train at once.
+"""The RNN Petri dish: a tiny recurrent network in which many cells train at once.
 
 The dish feeds synthetic sequences through a fixed random projection into each motif's cell
-and a readout, trains every motif for a few steps of a functional Adam on the synthetic
-training samples, and scores it by its loss on the synthetic validation samples. The inner
-loop is written functionally, so the score is differentiable in the synthetic samples and
-the surrogate can meta-learn them through the unrolled training (Rawal et al. 2020).
+and a readout, trains every motif for a few steps of the functional Adam of
+:mod:`surrogates.inner_loop` on the synthetic training samples, and scores it by its loss
+after that training. It records each motif's whole inner training (:meth:`RNNDish.trajectory`),
+which the surrogate's read-out learns from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Literal, get_args
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field, StrictBool
+from pydantic.dataclasses import dataclass
 from torch.func import functional_call
 
 from search_spaces import Genotype, SearchSpace
 from search_spaces.base import CellBatch
-
-Task = Literal["labels", "bigram"]
-#: ``observe(params, per-motif losses, gradients)``, called by :func:`unrolled_adam`
-Observer = Callable[[list[torch.Tensor], torch.Tensor, tuple[torch.Tensor | None, ...]], None]
-_BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8
+from surrogates.dish_options import OPTIONS, Count, DishOptions, Fraction, NonNegative, Rate, Width
+from surrogates.inner_loop import train_then_score, unrolled_adam
 
 
-def unrolled_adam(
-    loss_fn: Callable[[list[torch.Tensor]], torch.Tensor],
-    params: list[torch.Tensor],
-    steps: int,
-    lr: float,
-    create_graph: bool,
-    observe: Observer | None = None,
-) -> list[torch.Tensor]:
-    """``steps`` Adam steps on the sum of ``loss_fn(params)``, written functionally.
-
-    With ``create_graph`` the returned weights stay differentiable in whatever ``loss_fn``
-    reads (the synthetic samples), so the outer loop can back-propagate through training.
-    A motif-batched ``loss_fn`` returns independent per-motif losses, whose summed gradient
-    gives every motif its own update. ``observe(params, losses, grads)`` sees every step
-    before its update (the dish's record of its training).
-    """
-    shapes = [p.shape for p in params]
-    sizes = [p.numel() for p in params]
-    params = [p.detach().clone().requires_grad_(True) for p in params]
-    # the weights live in one flat vector: a handful of ops per step instead of a handful per
-    # tensor (the unrolled graph's size, hence the meta-gradient's cost, scales with ops)
-    flat = torch.cat([p.reshape(-1) for p in params])
-    mom = torch.zeros_like(flat)
-    var = torch.zeros_like(flat)
-    for k in range(1, steps + 1):
-        losses = loss_fn(params)
-        grads = torch.autograd.grad(
-            losses.sum(), params, create_graph=create_graph, allow_unused=True
-        )
-        if observe is not None:
-            observe(params, losses, grads)
-        g = torch.cat(
-            [
-                flat.new_zeros(n) if gi is None else gi.reshape(-1)
-                for gi, n in zip(grads, sizes, strict=True)
-            ]
-        )
-        mom = _BETA1 * mom + (1 - _BETA1) * g
-        var = _BETA2 * var + (1 - _BETA2) * g * g
-        # sqrt(v + eps^2) instead of sqrt(v) + eps: smooth at v = 0 for the meta-gradient,
-        # the same step elsewhere
-        flat = flat - (lr / (1 - _BETA1**k)) * mom / torch.sqrt(var / (1 - _BETA2**k) + _EPS**2)
-        if not create_graph:
-            flat = flat.detach()
-        views = [v.view(shape) for v, shape in zip(torch.split(flat, sizes), shapes, strict=True)]
-        params = views if create_graph else [v.requires_grad_() for v in views]
-    return params
-
-
-def train_then_score(
-    train_loss: Callable[[list[torch.Tensor]], torch.Tensor],
-    val_loss: Callable[[list[torch.Tensor]], torch.Tensor],
-    params: list[torch.Tensor],
-    steps: int,
-    lr: float,
-    create_graph: bool,
-) -> torch.Tensor:
-    """``val_loss`` of the weights after :func:`unrolled_adam` on ``train_loss`` from
-    ``params``: differentiable through the training with ``create_graph``, else no graph."""
-    with torch.enable_grad():
-        params = unrolled_adam(train_loss, params, steps, lr, create_graph)
-        if create_graph:
-            return val_loss(params)
-    with torch.no_grad():
-        return val_loss(params)
-
-
-@dataclass(frozen=True)
-class RNNDishOptions:
-    """What an RNN dish is made of; the surrogate's ``PRESETS["rnn"]`` holds the defaults.
-
-    ``samples``/``val_samples`` synthetic sequences of ``steps`` x ``dims``, projected to
-    ``input_size``; a cell of ``hidden_size``; ``inner_steps`` Adam steps at ``inner_lr``;
-    ``task`` with ``classes`` labels (``vocab`` tokens for ``bigram``); ``score``: the
-    samples whose loss after training scores a motif.
+@dataclass(frozen=True, kw_only=True, config=OPTIONS)
+class RNNDishOptions(DishOptions):
+    """An RNN dish (recurrent cells): ``samples``/``val_samples`` synthetic sequences of
+    ``steps`` x ``dims``, projected to ``input_size``; a cell of ``hidden_size``; ``task``
+    with ``classes`` labels (``vocab`` tokens for ``bigram``); ``score``: the samples whose
+    loss after training scores a motif; ``readout``: ``gp`` corrects the dishes' score by
+    what their records of the training cells say (:class:`~surrogates.readout.ResidualGP`),
+    ``none`` ranks by the score alone. The defaults and why (docs/results/ holds the
+    measurements):
     """
 
-    samples: int
-    val_samples: int
-    steps: int
-    dims: int
-    input_size: int
-    hidden_size: int
-    inner_steps: int
-    inner_lr: float
-    task: Task
-    classes: int
-    vocab: int
-    score: Literal["val", "train"]
+    kind: Literal["rnn"] = "rnn"
+    samples: Count = 64  # too many to memorise in 20 steps: a cell scores by modelling them
+    val_samples: Count = 16  # the validation trajectory is a read-out feature
+    steps: Count = 8  # longer sequences ranked no better and cost more
+    dims: Width = 8
+    input_size: Width = 8
+    hidden_size: Width = 8  # a larger dish cell (16) ranked worse
+    task: Literal["labels", "bigram"] = "bigram"  # a miniature LM: cells must read and remember
+    classes: Count = 4
+    vocab: Count = 8
+    score: Literal["val", "train"] = "train"  # how far a cell fitted its training samples
+    inner_steps: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 20
+    inner_lr: Rate = 0.02  # a lighter inner training ranked better than 0.05
+    # the read-out learns from ground truth in seconds, meta-learning in minutes
+    meta_steps: Annotated[int, Field(strict=True, ge=0, le=10_000_000)] = 0
+    meta_lr: Rate = 0.03
+    meta_batch: Count = 25
+    lr_decay: Fraction = 0.3
+    lr_decay_every: Annotated[int, Field(strict=True, ge=1, le=10**9)] = 40
+    loss: Literal["rank", "mse"] = "rank"  # only the order of the objectives matters
+    target_transform: Literal["log", "none"] = "log"
+    l2: NonNegative = 1e-3  # keeps meta-learned inputs in range
+    orient: StrictBool = True  # a dish may rank a space's cells inversely
+    dishes: Annotated[int, Field(strict=True, ge=1, le=1024)] = 2  # two steady one's +-0.03
+    keep_fraction: Fraction = 1.0  # RNN dishes' training fit tells no good dish from bad
+    readout: Literal["gp", "none"] = "gp"  # the dish's score corrected by its records
 
 
-class PetriDish:
+class RNNDish:
     """Synthetic data, fixed projection/readout initialisation and the inner training loop.
 
     ``task`` is ``"labels"`` (random class labels per step, cross-entropy) or ``"bigram"``
@@ -140,17 +86,10 @@ class PetriDish:
         device: torch.device | str = "cpu",
     ) -> None:
         o = options
-        if o.task not in get_args(Task) or o.score not in ("val", "train"):
-            raise ValueError(f"task must be labels|bigram and score val|train, got {o}")
         self.space = space
         self.seed = int(seed)
         self.members = 1  # dishes computed by this object (the MLP dish batches several)
         self.options = o
-        self.input_size = o.input_size
-        self.hidden_size = o.hidden_size
-        self.inner_steps = o.inner_steps
-        self.inner_lr = o.inner_lr
-        self.score = o.score
         self.dtype = dtype
         self.device = torch.device(device)
         # everything random is drawn on the CPU, so a seed gives the same dish on any device
@@ -180,7 +119,7 @@ class PetriDish:
     def build(self, genotypes: Sequence[Genotype]) -> CellBatch:
         """The motifs' cells, initialised from the dish seed."""
         cells = self.space.build_cell_batch(
-            genotypes, self.input_size, self.hidden_size, seed=self.seed
+            genotypes, self.options.input_size, self.options.hidden_size, seed=self.seed
         )
         return cells.to(self.device, self.dtype)
 
@@ -232,16 +171,16 @@ class PetriDish:
         _, params, loss = self._start(genotypes, self.data if data is None else data)
         return train_then_score(
             lambda ps: loss(ps, "train"),
-            lambda ps: loss(ps, self.score),
+            lambda ps: loss(ps, self.options.score),
             params,
-            self.inner_steps,
-            self.inner_lr,
+            self.options.inner_steps,
+            self.options.inner_lr,
             create_graph,
         )
 
     def feature_names(self) -> list[str]:
         """The columns of :meth:`trajectory`."""
-        steps = range(self.inner_steps + 1)
+        steps = range(self.options.inner_steps + 1)
         return (
             [f"train_loss_{k}" for k in steps]
             + [f"val_loss_{k}" for k in steps]
@@ -267,7 +206,9 @@ class PetriDish:
 
         with torch.enable_grad():
             on_train = partial(loss, split="train")
-            final = unrolled_adam(on_train, params, self.inner_steps, self.inner_lr, False, observe)
+            final = unrolled_adam(
+                on_train, params, self.options.inner_steps, self.options.inner_lr, False, observe
+            )
         with torch.no_grad():
             train.append(loss(final, "train"))
             val.append(loss(final, "val"))
