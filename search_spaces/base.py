@@ -252,6 +252,15 @@ class SearchSpace(abc.ABC):
         """The cell as a drawing: ``({node: label}, [(src, dst), ...])``."""
         raise NotImplementedError(f"space '{self.name}' does not describe its cells as a graph")
 
+    def descriptors(self, genotype: Genotype) -> dict[str, float]:
+        """Named facts about a cell read off its genotype before any training, the same
+        names for every cell of the space (none by default). A surrogate's read-out may weigh
+        them; two names have a meaning every space shares, and the Petri dish's zero-shot
+        ranking uses them when a space gives them: ``input_delay``, the steps before the
+        current input can reach the cell's output (0: at once), and ``input_gated``, 1 when
+        the input reaches the output through a multiplicative gate."""
+        return {}
+
     def features(self, genotype: Genotype) -> np.ndarray:
         """A fixed-length vector for distances between cells (pool mode): token counts.
 

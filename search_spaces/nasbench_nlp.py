@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from search_spaces import nasbench_nlp_structure as structure
 from search_spaces.base import GenotypeError, SearchSpace
 from search_spaces.nasbench_nlp_batch import NasBenchNLPCellBatch
 from search_spaces.nasbench_nlp_cell import NasBenchNLPCell
@@ -309,6 +310,11 @@ class NasBenchNLPSpace(SearchSpace):
         )
 
     # -- features for pool mode ----------------------------------------------------------------
+    def descriptors(self, genotype: NLPGenotype) -> dict[str, float]:
+        """Paths, recurrence and op counts of the graph (:mod:`search_spaces.
+        nasbench_nlp_structure`), ``input_delay`` and ``input_gated`` among them."""
+        return structure.descriptors(genotype)
+
     def features(self, genotype: NLPGenotype) -> np.ndarray:
         """Op counts, edge-type counts (source kind -> op) and the state size."""
         kinds = ["x", "h_prev", *OPS]

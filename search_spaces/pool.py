@@ -195,6 +195,9 @@ class PoolSpace(SearchSpace):
     def features(self, genotype: Genotype) -> np.ndarray:
         return self.base.features(genotype)
 
+    def descriptors(self, genotype: Genotype) -> dict[str, float]:
+        return self.base.descriptors(genotype)
+
     def __getattr__(self, name: str) -> Any:
         # space-specific extras (e.g. darts_rnn's output_nodes) reach the wrapped space
         if name == "base":

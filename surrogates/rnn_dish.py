@@ -29,10 +29,12 @@ class RNNDishOptions(DishOptions):
     """An RNN dish (recurrent cells): ``samples``/``val_samples`` synthetic sequences of
     ``steps`` x ``dims``, projected to ``input_size``; a cell of ``hidden_size``; ``task``
     with ``classes`` labels (``vocab`` tokens for ``bigram``); ``score``: the samples whose
-    loss after training scores a motif; ``readout``: ``gp`` corrects the dishes' score by
-    what their records of the training cells say (:class:`~surrogates.readout.ResidualGP`),
-    ``none`` ranks by the score alone. The defaults and why (docs/results/ holds the
-    measurements):
+    loss after training scores a motif; ``readout``: ``ridge`` ranks by a zero-shot prior
+    (the dishes' score and the space's descriptors) corrected by a ridge on the training
+    cells' records and descriptors (:class:`~surrogates.readout.AnchoredRidge`), ``gp``
+    corrects the dishes' score by a Gaussian process on their records
+    (:class:`~surrogates.readout.ResidualGP`), ``none`` ranks by the score alone. The
+    defaults and why (docs/results/ holds the measurements):
     """
 
     kind: Literal["rnn"] = "rnn"
@@ -60,7 +62,9 @@ class RNNDishOptions(DishOptions):
     orient: StrictBool = True  # a dish may rank a space's cells inversely
     dishes: Annotated[int, Field(strict=True, ge=1, le=1024)] = 2  # two steady one's +-0.03
     keep_fraction: Fraction = 1.0  # RNN dishes' training fit tells no good dish from bad
-    readout: Literal["gp", "none"] = "gp"  # the dish's score corrected by its records
+    # a ridge on the records and the space's descriptors, anchored to the zero-shot prior:
+    # above the GP on the records at every N, and steady at N = 10 (compare_nbnlp.md)
+    readout: Literal["ridge", "gp", "none"] = "ridge"
 
 
 class RNNDish:

@@ -30,7 +30,7 @@ from surrogates.base import Capabilities, Surrogate, finite_targets
 from surrogates.dish_cache import FeatureCache
 from surrogates.dish_options import first_error
 from surrogates.mlp_dish import MLPDish, MLPDishOptions
-from surrogates.readout import ResidualGP
+from surrogates.readout import AnchoredRidge, ReferenceScale, ResidualGP
 from surrogates.rnn_dish import RNNDish, RNNDishOptions
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -40,6 +40,17 @@ _GRAD_CLIP = 10.0
 _ORIENT_P = 0.05
 #: options that change where or in what chunks a dish computes, not what it records
 _NOT_IN_RECORDS = ("device", "predict_batch", "feature_cache", "readout")
+#: cells, drawn from the space by the surrogate's seed, whose records set the scale of every
+#: feature of the ``ridge`` read-out and of its prior (a cell's value must not depend on the
+#: cells predicted with it); recorded once, like any cell
+REFERENCE_CELLS = 256
+#: the zero-shot prior's structural terms (``SearchSpace.descriptors``), in units of the
+#: dish score's z-scored rank: a cell whose output cannot read the current input ranks after
+#: every cell that can (a language model blind to the current word is nearly a unigram
+#: model); a gated input moves a cell up by an eighth of the distribution (0.25 of the
+#: z-scored rank of a binary descriptor; NAS-Bench-NLP, docs/results/compare_nbnlp.md)
+_BLIND = 10.0
+_GATED = 0.25 * np.sqrt(3.0)
 
 #: a dish kind and its options (``dish: rnn``, or a mapping with ``kind`` and options)
 DishSpec = Annotated[RNNDishOptions | MLPDishOptions, Field(discriminator="kind")]
@@ -149,9 +160,13 @@ class PetriDishSurrogate(Surrogate):
         self.signs_: list[float] = [1.0] * dish.dishes
         #: the rows of :meth:`dish_scores` that ``predict`` combines (see ``keep_fraction``)
         self.kept_: list[int] = list(range(dish.dishes))
-        learns = isinstance(dish, RNNDishOptions) and dish.readout == "gp"
-        self.readout_ = ResidualGP(seed) if learns else None
+        readout = dish.readout if isinstance(dish, RNNDishOptions) else "none"
+        self.readout_: AnchoredRidge | ResidualGP | None = {
+            "ridge": AnchoredRidge(),
+            "gp": ResidualGP(seed),
+        }.get(readout)
         self.cache_ = FeatureCache(feature_cache)
+        self.reference_: list[Genotype] | None = None
 
     # -- meta-learning ---------------------------------------------------------------------------
     def _targets(self, objectives: Sequence[float]) -> torch.Tensor:
@@ -246,7 +261,10 @@ class PetriDishSurrogate(Surrogate):
             ]
             order = np.argsort(np.nan_to_num(fit_loss, nan=np.inf), kind="stable")
             self.kept_ = sorted(int(i) for i in order[:keep])
-        if self.readout_ is not None:
+        if isinstance(self.readout_, AnchoredRidge):
+            features, prior = self.panel(genotypes)
+            self.readout_.fit(features, prior, np.asarray(objectives, float))
+        elif self.readout_ is not None:
             records = self.features(genotypes)
             self.readout_.fit(records, self.combined_scores(records), np.asarray(objectives, float))
         return self
@@ -342,6 +360,53 @@ class PetriDishSurrogate(Surrogate):
         scores = np.where(np.isfinite(scores), scores, np.inf)[:, self.kept_]
         return scores.mean(axis=1)
 
+    # -- the panel: records, descriptors and the zero-shot prior ----------------------------------
+    def panel(self, genotypes: Sequence[Genotype]) -> tuple[np.ndarray, np.ndarray]:
+        """The cells' features for the ``ridge`` read-out ``[M, F]`` and their zero-shot prior
+        ``[M]`` (lower = better; inf where a dish diverged): every dish's record and the
+        space's descriptors, each as a z-scored rank among :data:`REFERENCE_CELLS` reference
+        cells; the prior is the dishes' combined score so scaled, plus the structural terms
+        of the space's ``input_delay`` and ``input_gated`` when it gives them."""
+        rows = self._panel_rows(list(genotypes))
+        reference = self._panel_rows(self._reference())
+        z = ReferenceScale(reference).transform(rows)
+        prior = np.where(np.isfinite(rows[:, 0]), z[:, 0], np.inf)
+        names = self._descriptor_names()
+        if "input_delay" in names:
+            delay = rows[:, 1 + len(self.feature_names()) + names.index("input_delay")]
+            prior = prior + _BLIND * (delay > 0)
+        if "input_gated" in names:
+            gated = rows[:, 1 + len(self.feature_names()) + names.index("input_gated")]
+            prior = prior - _GATED * gated
+        return z[:, 1:], prior
+
+    def _panel_rows(self, genotypes: list[Genotype]) -> np.ndarray:
+        """Raw panel columns: the combined dish score, every dish's record, the descriptors."""
+        records = self.features(genotypes)
+        names = self._descriptor_names()
+        described = [self.space.descriptors(g) for g in genotypes]
+        descriptors = np.array([[d[n] for n in names] for d in described], float)
+        return np.column_stack(
+            [self.combined_scores(records), records, descriptors.reshape(len(genotypes), -1)]
+        )
+
+    def _descriptor_names(self) -> list[str]:
+        return sorted(self.space.descriptors(self._reference()[0]))
+
+    def _reference(self) -> list[Genotype]:
+        """:data:`REFERENCE_CELLS` distinct cells of the space, drawn by the seed (fewer in a
+        space that holds fewer)."""
+        if self.reference_ is None:
+            rng = np.random.default_rng([self.seed, 7919])
+            cells: dict[str, Genotype] = {}
+            for _ in range(20 * REFERENCE_CELLS):
+                g = self.space.sample(rng)
+                cells.setdefault(self.space.key(g), g)
+                if len(cells) == REFERENCE_CELLS:
+                    break
+            self.reference_ = list(cells.values())
+        return self.reference_
+
     # -- prediction ------------------------------------------------------------------------------
     def dish_scores(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         """Each dish's loss ``[dishes, M]`` on its ``score`` samples after inner training,
@@ -376,6 +441,9 @@ class PetriDishSurrogate(Surrogate):
         """Predictions and, from a fitted read-out, their spread (nan where unknown)."""
         if not len(genotypes):
             return np.empty(0), np.empty(0)
+        if isinstance(self.readout_, AnchoredRidge):
+            prediction = self.readout_.predict(*self.panel(genotypes))
+            return prediction, np.full(len(genotypes), np.nan)
         if self.readout_ is not None:
             records = self.features(genotypes)
             return self.readout_.predict(records, self.combined_scores(records))

@@ -15,9 +15,10 @@ from search_spaces.pool import PoolSpace
 from surrogates.readout import ResidualGP
 from surrogates.rnn_dish import RNNDish
 
-#: a small dish ranked by its read-out (the RNN preset's default)
+#: a small dish ranked by its GP read-out (tests/test_panel_readout.py: the default, ridge)
 SMALL = dict(
     device="cpu",
+    readout="gp",
     samples=8,
     val_samples=4,
     steps=5,

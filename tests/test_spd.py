@@ -262,7 +262,7 @@ def test_registry_and_option_errors():
         ({"task": "recall"}, "dish.rnn.task: Input should be 'labels' or 'bigram'"),
         ({"meta_lr": 0.0}, "dish.rnn.meta_lr: Input should be greater than 0"),
         ({"loss": "hinge"}, "dish.rnn.loss: Input should be 'rank' or 'mse'"),
-        ({"readout": "forest"}, "dish.rnn.readout: Input should be 'gp' or 'none'"),
+        ({"readout": "forest"}, "dish.rnn.readout: Input should be 'ridge', 'gp' or 'none'"),
         ({"vocab": 0}, "dish.rnn.vocab: Input should be greater than or equal to 1"),
         ({"score": "test"}, "dish.rnn.score: Input should be 'val' or 'train'"),
         ({"inner_steps": True}, "dish.rnn.inner_steps: Input should be a valid integer"),
