@@ -74,6 +74,20 @@ _MAIN_WEIGHTS = np.array([3.0, 1.0, 1.0, 1.0]) / 6.0
 _MAIN_CUMULATIVE = np.cumsum(_MAIN_WEIGHTS)[:-1].tolist()
 _LINEAR_THREE_INPUTS = 0.2  # linear nodes read 2 or 3 inputs, weights 4 : 1 in the generator
 _MUTATIONS = ("op", "rewire", "insert", "delete")
+#: drawn nodes before outputs are chosen: ``name -> (op, inputs)`` in the order drawn
+_Drawn = dict[str, tuple[str, tuple[str, ...]]]
+
+
+def _reached(spec: _Drawn, outs: list[str]) -> set[str]:
+    """The names ``outs`` depend on, themselves and the cell inputs they read included."""
+    live: set[str] = set()
+    stack = list(outs)
+    while stack:
+        n = stack.pop()
+        if n not in live:
+            live.add(n)
+            stack.extend(i for i in spec.get(n, ((), ()))[1] if i not in live)
+    return live
 
 
 class NasBenchNLPSpace(SearchSpace):
@@ -155,14 +169,36 @@ class NasBenchNLPSpace(SearchSpace):
         output are pruned. The draw is rejected when an input is unused or an h_prev_* feeds
         an h_new_* directly.
         """
-        # One numpy call draws the random numbers of many steps (speed); the first
-        # ``arity`` entries of a random ordering of the candidates are a uniform draw
-        # without replacement. The sanity check runs before any renaming (most draws fail).
+        spec = self._draw_nodes(rng)
+        names = list(spec)
+        keys = rng.random(len(names)).tolist()
+        outs = [names[j] for j in sorted(range(len(names)), key=keys.__getitem__)]
+        outs = outs[: self.hidden_states]
+        hidden = [f"h_prev_{i}" for i in range(self.hidden_states)]
+        # the sanity check runs before any renaming (most draws fail)
+        if any(i in spec[o][1] for o in outs for i in hidden):
+            return None
+        live = _reached(spec, outs)
+        if not live.issuperset(["x", *hidden]):
+            return None
+        rename = {o: f"h_new_{i}" for i, o in enumerate(outs)}
+        return tuple(
+            (rename.get(n, n), op, tuple(rename.get(i, i) for i in ins))
+            for n, (op, ins) in spec.items()
+            if n in live
+        )
+
+    def _draw_nodes(self, rng: np.random.Generator) -> _Drawn:
+        """The generator's nodes ``node_<i>: (op, inputs)`` in the order drawn, before outputs.
+
+        One numpy call draws the random numbers of many steps (speed); the first ``arity``
+        entries of a random ordering of the candidates are a uniform draw without replacement.
+        """
         budget = self.hidden_states + self.intermediate
         hidden = [f"h_prev_{i}" for i in range(self.hidden_states)]
         linear_sources = ["x", *hidden]
         other_sources = list(hidden)
-        spec: dict[str, tuple[str, tuple[str, ...]]] = {}
+        spec: _Drawn = {}
         rows: list[list[float]] = []
         while len(spec) < budget:
             if not rows:
@@ -187,27 +223,7 @@ class NasBenchNLPSpace(SearchSpace):
                 spec[act] = (ACTIVATION_OPS[int(row[2] * len(ACTIVATION_OPS))], (name,))
                 other_sources.append(act)
                 linear_sources.append(act)
-        names = list(spec)
-        keys = rng.random(len(names)).tolist()
-        outs = [names[j] for j in sorted(range(len(names)), key=keys.__getitem__)]
-        outs = outs[: self.hidden_states]
-        if any(i in spec[o][1] for o in outs for i in hidden):
-            return None
-        live: set[str] = set()
-        stack = list(outs)
-        while stack:
-            n = stack.pop()
-            if n not in live:
-                live.add(n)
-                stack.extend(i for i in spec.get(n, ((), ()))[1] if i not in live)
-        if not live.issuperset(linear_sources[: 1 + len(hidden)]):
-            return None
-        rename = {o: f"h_new_{i}" for i, o in enumerate(outs)}
-        return tuple(
-            (rename.get(n, n), op, tuple(rename.get(i, i) for i in ins))
-            for n, (op, ins) in spec.items()
-            if n in live
-        )
+        return spec
 
     def sample(self, rng: np.random.Generator) -> NLPGenotype:
         """The benchmark's generator, redrawn until its sanity rules hold."""

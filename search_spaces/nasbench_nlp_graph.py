@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from search_spaces.base import GenotypeError
 
@@ -195,6 +195,91 @@ def _ranks(values: list[Any]) -> list[int]:
     return [order[v] for v in values]
 
 
+class _IndexedCell(NamedTuple):
+    """A cell's nodes by index: the inputs ``x``, ``h_prev_*`` first, then the computed ones."""
+
+    names: list[str]
+    ops: list[str]  # ``<x>`` and ``<h_prev>`` for the inputs
+    inputs: list[tuple[int, ...]]
+    consumers: list[list[tuple[int, int]]]  # (consumer, input slot or -1 where commutative)
+    n_in: int
+
+
+def _indexed(genotype: NLPGenotype) -> _IndexedCell:
+    """The nodes of a valid genotype by index, with the nodes that read each one."""
+    k = state_size(genotype)
+    names = ["x"] + [f"h_prev_{i}" for i in range(k)] + [n for n, _, _ in genotype]
+    index = {n: i for i, n in enumerate(names)}
+    n_in = 1 + k
+    ops = ["<x>"] + ["<h_prev>"] * k + [op for _, op, _ in genotype]
+    inputs = [()] * n_in + [tuple(index[i] for i in ins) for _, _, ins in genotype]
+    consumers: list[list[tuple[int, int]]] = [[] for _ in names]
+    for v, ins in enumerate(inputs):
+        for slot, u in enumerate(ins):
+            consumers[u].append((v, slot if ops[v] not in COMMUTATIVE else -1))
+    return _IndexedCell(names, ops, inputs, consumers, n_in)
+
+
+def _refine(cell: _IndexedCell, colours: list[int]) -> list[int]:
+    """Refine ``colours`` by the colours of inputs and consumers until no class splits."""
+    n_classes = len(set(colours))
+    while True:
+        sigs = []
+        for v in range(len(cell.names)):
+            ins = [colours[u] for u in cell.inputs[v]]
+            if cell.ops[v] in COMMUTATIVE:
+                ins.sort()
+            outs = sorted((colours[c], s) for c, s in cell.consumers[v])
+            sigs.append((colours[v], tuple(ins), tuple(outs)))
+        colours = _ranks(sigs)
+        if len(set(colours)) == n_classes:
+            return colours
+        n_classes = len(set(colours))
+
+
+def _serialise(cell: _IndexedCell, colours: list[int]) -> tuple[str, tuple[str, ...]]:
+    """The key and node order of the cell with computed nodes ordered by ``colours``.
+
+    Intermediate nodes are renamed ``n0, n1, ...`` in that order; fixed names stay.
+    """
+    names, n_in = cell.names, cell.n_in
+    computed = sorted(range(n_in, len(names)), key=lambda v: colours[v])
+    rename = dict(enumerate(names[:n_in]))
+    j = 0
+    for v in computed:
+        if output_index(names[v]) is None:
+            rename[v] = f"n{j}"
+            j += 1
+        else:
+            rename[v] = names[v]
+    parts = []
+    for v in computed:
+        ins = [rename[u] for u in cell.inputs[v]]
+        if cell.ops[v] in COMMUTATIVE:
+            ins.sort()
+        parts.append(f"{rename[v]}={cell.ops[v]}({','.join(ins)})")
+    return ";".join(parts), tuple(names[v] for v in computed)
+
+
+def _search(cell: _IndexedCell, colours: list[int]) -> tuple[str, tuple[str, ...]]:
+    """The smallest serialisation over the ways of individualising the first tied class."""
+    colours = _refine(cell, colours)
+    counts: dict[int, list[int]] = {}
+    for v, c in enumerate(colours):
+        counts.setdefault(c, []).append(v)
+    tied = [vs for c, vs in sorted(counts.items()) if len(vs) > 1]
+    if not tied:
+        return _serialise(cell, colours)
+    best = None
+    for v in tied[0]:
+        trial = [2 * c + (1 if u == v else 0) for u, c in enumerate(colours)]
+        got = _search(cell, trial)
+        if best is None or got[0] < best[0]:
+            best = got
+    assert best is not None
+    return best
+
+
 @lru_cache(maxsize=65536)
 def canonical(genotype: NLPGenotype) -> tuple[str, tuple[str, ...]]:
     """``(key, canonical order of computed nodes)`` of a valid genotype.
@@ -204,71 +289,11 @@ def canonical(genotype: NLPGenotype) -> tuple[str, tuple[str, ...]]:
     the input slot for blend). Ties left over are broken by trying each member of the first
     tied class and keeping the smallest serialisation, so the key is exact, not a hash.
     """
-    k = state_size(genotype)
-    names = ["x"] + [f"h_prev_{i}" for i in range(k)] + [n for n, _, _ in genotype]
-    index = {n: i for i, n in enumerate(names)}
-    n_in = 1 + k
-    ops = ["<x>"] + ["<h_prev>"] * k + [op for _, op, _ in genotype]
-    labels = names[:n_in] + [
+    cell = _indexed(genotype)
+    labels = cell.names[: cell.n_in] + [
         f"{op}@{n}" if output_index(n) is not None else op for n, op, _ in genotype
     ]
-    inputs = [()] * n_in + [tuple(index[i] for i in ins) for _, _, ins in genotype]
-    consumers: list[list[tuple[int, int]]] = [[] for _ in names]
-    for v, ins in enumerate(inputs):
-        for slot, u in enumerate(ins):
-            consumers[u].append((v, slot if ops[v] not in COMMUTATIVE else -1))
-
-    def refine(colours: list[int]) -> list[int]:
-        n_classes = len(set(colours))
-        while True:
-            sigs = []
-            for v in range(len(names)):
-                ins = [colours[u] for u in inputs[v]]
-                if ops[v] in COMMUTATIVE:
-                    ins.sort()
-                outs = sorted((colours[c], s) for c, s in consumers[v])
-                sigs.append((colours[v], tuple(ins), tuple(outs)))
-            colours = _ranks(sigs)
-            if len(set(colours)) == n_classes:
-                return colours
-            n_classes = len(set(colours))
-
-    def serialise(colours: list[int]) -> tuple[str, tuple[str, ...]]:
-        computed = sorted(range(n_in, len(names)), key=lambda v: colours[v])
-        rename = dict(enumerate(names[:n_in]))
-        j = 0
-        for v in computed:
-            if output_index(names[v]) is None:
-                rename[v] = f"n{j}"
-                j += 1
-            else:
-                rename[v] = names[v]
-        parts = []
-        for v in computed:
-            ins = [rename[u] for u in inputs[v]]
-            if ops[v] in COMMUTATIVE:
-                ins.sort()
-            parts.append(f"{rename[v]}={ops[v]}({','.join(ins)})")
-        return ";".join(parts), tuple(names[v] for v in computed)
-
-    def search(colours: list[int]) -> tuple[str, tuple[str, ...]]:
-        colours = refine(colours)
-        counts: dict[int, list[int]] = {}
-        for v, c in enumerate(colours):
-            counts.setdefault(c, []).append(v)
-        tied = [vs for c, vs in sorted(counts.items()) if len(vs) > 1]
-        if not tied:
-            return serialise(colours)
-        best = None
-        for v in tied[0]:
-            trial = [2 * c + (1 if u == v else 0) for u, c in enumerate(colours)]
-            got = search(trial)
-            if best is None or got[0] < best[0]:
-                best = got
-        assert best is not None
-        return best
-
-    return search(_ranks(labels))
+    return _search(cell, _ranks(labels))
 
 
 def key(genotype: NLPGenotype) -> str:

@@ -15,7 +15,7 @@ accuracies. Predictions are on that normalised scale (lower = predicted better).
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -70,32 +70,6 @@ class NAOSurrogate(Surrogate):
         device: str = "cpu",
     ) -> None:
         super().__init__(space, seed)
-        for name, value in (
-            ("embedding", embedding),
-            ("hidden", hidden),
-            ("mlp_hidden", mlp_hidden),
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("patience", patience),
-            ("gen_max_steps", gen_max_steps),
-        ):
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if mlp_layers < 0:
-            raise ValueError(f"mlp_layers must be at least 0, got {mlp_layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if not 0.0 <= trade_off <= 1.0:
-            raise ValueError(f"trade_off must be in [0, 1], got {trade_off}")
-        if not 0.0 <= holdout < 1.0:
-            raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-        if lr <= 0 or weight_decay < 0 or grad_bound <= 0 or gen_step <= 0:
-            raise ValueError("lr, grad_bound and gen_step must be > 0 and weight_decay >= 0")
-        if stop_on not in ("loss", "mse"):
-            raise ValueError(f"stop_on must be 'loss' or 'mse', got '{stop_on}'")
-        if target not in ("minmax", "log", "rank"):
-            raise ValueError(f"target must be 'minmax', 'log' or 'rank', got '{target}'")
-        self.device = resolve_device(device)
         self.options = dict(
             embedding=embedding,
             hidden=hidden,
@@ -110,6 +84,8 @@ class NAOSurrogate(Surrogate):
         self.holdout, self.patience, self.stop_on = holdout, patience, stop_on
         self.augment, self.target = augment, target
         self.gen_step, self.gen_max_steps = gen_step, gen_max_steps
+        self._check_options(trade_off)
+        self.device = resolve_device(device)
         self.vocab = {tok: i + N_SPECIAL for i, tok in enumerate(space.vocabulary())}
         self.itos = {i: tok for tok, i in self.vocab.items()}
         self.model_: NAOModel | None = None
@@ -118,6 +94,37 @@ class NAOSurrogate(Surrogate):
         self.follows_: np.ndarray | None = None  # [n_tokens, n_tokens]: b seen right after a
         self.train_keys_: set[str] = set()
         self.history_: dict[str, Any] = {}
+
+    def _check_options(self, trade_off: float) -> None:
+        """Raise ValueError naming the first option out of its range.
+
+        ``trade_off`` is the one asked for: without a decoder the stored one is 1.
+        """
+        for name, value in (
+            ("embedding", self.options["embedding"]),
+            ("hidden", self.options["hidden"]),
+            ("mlp_hidden", self.options["mlp_hidden"]),
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("patience", self.patience),
+            ("gen_max_steps", self.gen_max_steps),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.options["mlp_layers"] < 0:
+            raise ValueError(f"mlp_layers must be at least 0, got {self.options['mlp_layers']}")
+        if not 0.0 <= self.options["dropout"] < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.options['dropout']}")
+        if not 0.0 <= trade_off <= 1.0:
+            raise ValueError(f"trade_off must be in [0, 1], got {trade_off}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_bound <= 0 or self.gen_step <= 0:
+            raise ValueError("lr, grad_bound and gen_step must be > 0 and weight_decay >= 0")
+        if self.stop_on not in ("loss", "mse"):
+            raise ValueError(f"stop_on must be 'loss' or 'mse', got '{self.stop_on}'")
+        if self.target not in ("minmax", "log", "rank"):
+            raise ValueError(f"target must be 'minmax', 'log' or 'rank', got '{self.target}'")
 
     # -- encoding ------------------------------------------------------------------------------
     def _ids(self, tokens: Sequence[str]) -> list[int]:
@@ -287,39 +294,14 @@ class NAOSurrogate(Surrogate):
             return [], stats
         seeds = [seeds[i] for i in rng.permutation(len(seeds))]
         known = self.train_keys_ | {self.space.key(g) for g in seeds}
-        src = self._pad([self._ids(self.space.tokens(g)) for g in seeds])
-        position = torch.as_tensor(self.position_, device=self.device)
-        follows = torch.as_tensor(self.follows_, device=self.device)
-
-        with torch.no_grad():
-            enc_out, mask = model.encode(src)
-        enc_out.requires_grad_(True)
-        predicted = model.predict_from(model.embed(enc_out, mask)).sum()
-        (grad,) = torch.autograd.grad(predicted, enc_out)
-        enc_out = enc_out.detach()
-
+        enc_out, mask, grad = self._objective_gradient(model, seeds)
+        grammar = self._grammar()
         found: list[Genotype] = []
         for k in range(1, self.gen_max_steps + 1):
             stats["steps"] = k
             # lower predicted objective is better; NAO re-normalises the moved outputs
             new_out = F.normalize(enc_out - self.gen_step * k * grad, p=2, dim=-1)
-            arch = model.embed(new_out, mask)
-            greedy = model.greedy_decode(new_out, mask, arch, self.max_len_)
-            masked = None
-            for b, ids in enumerate(greedy):
-                stats["decoded"] += 1
-                g = self._decode(ids)
-                if g is not None:
-                    stats["valid"] += 1
-                else:
-                    if masked is None:
-                        masked = model.greedy_decode(
-                            new_out, mask, arch, self.max_len_, position, follows
-                        )
-                    g = self._decode(masked[b])
-                    stats["repaired" if g is not None else "dropped"] += 1
-                if g is None:
-                    continue
+            for g in self._decode_valid(model, new_out, mask, grammar, stats):
                 key = self.space.key(g)
                 if key in known:
                     stats["duplicates"] += 1
@@ -329,6 +311,58 @@ class NAOSurrogate(Surrogate):
                 if len(found) == n:
                     return found, stats
         return found, stats
+
+    def _objective_gradient(
+        self, model: NAOModel, seeds: Sequence[Genotype]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The seeds' encoder outputs, their mask and the gradient of the predicted objective.
+
+        The gradient is that of the seeds' summed prediction with respect to the outputs.
+        """
+        src = self._pad([self._ids(self.space.tokens(g)) for g in seeds])
+        with torch.no_grad():
+            enc_out, mask = model.encode(src)
+        enc_out.requires_grad_(True)
+        predicted = model.predict_from(model.embed(enc_out, mask)).sum()
+        (grad,) = torch.autograd.grad(predicted, enc_out)
+        return enc_out.detach(), mask, grad
+
+    def _grammar(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tokens seen at each position and those seen following each token in training."""
+        position = torch.as_tensor(self.position_, device=self.device)
+        follows = torch.as_tensor(self.follows_, device=self.device)
+        return position, follows
+
+    def _decode_valid(
+        self,
+        model: NAOModel,
+        new_out: torch.Tensor,
+        mask: torch.Tensor,
+        grammar: tuple[torch.Tensor, torch.Tensor],
+        stats: dict[str, int],
+    ) -> Iterator[Genotype]:
+        """The valid genotypes decoded from the moved encoder outputs, in batch order.
+
+        A greedy decode the space rejects is decoded again under ``grammar`` (see
+        :meth:`generate`); that decode runs at most once per batch, when first needed. Counts
+        ``decoded``, ``valid``, ``repaired`` and ``dropped`` in ``stats`` as the caller consumes
+        the genotypes, so a caller that stops early leaves the rest of the batch uncounted.
+        """
+        arch = model.embed(new_out, mask)
+        greedy = model.greedy_decode(new_out, mask, arch, self.max_len_)
+        masked = None
+        for b, ids in enumerate(greedy):
+            stats["decoded"] += 1
+            g = self._decode(ids)
+            if g is not None:
+                stats["valid"] += 1
+            else:
+                if masked is None:
+                    masked = model.greedy_decode(new_out, mask, arch, self.max_len_, *grammar)
+                g = self._decode(masked[b])
+                stats["repaired" if g is not None else "dropped"] += 1
+            if g is not None:
+                yield g
 
     def _decode(self, ids: list[int]) -> Genotype | None:
         try:

@@ -20,7 +20,7 @@ import numpy as np
 from evo_nas.config.schema import SearchConfig, build_final_ground_truth
 from evo_nas.execution.evaluation import Record, isolated_rng
 from evo_nas.rundir.files import RunDir, atomic_write_text, to_jsonable
-from ground_truths import Result
+from ground_truths import GroundTruth, Result
 from search_spaces import SearchSpace
 
 
@@ -43,6 +43,97 @@ def _stat(values: list[float]) -> dict[str, float | None]:
     return {"mean": float(np.mean(finite)), "std": float(np.std(finite))}
 
 
+def _top_records(records: list[Record], top_k: int) -> list[Record]:
+    """The ``top_k`` records of finite objective, best first (ties: the earlier evaluation)."""
+    finite = [r for r in records if math.isfinite(r["result"].objective)]
+    return sorted(finite, key=lambda r: (r["result"].objective, r["index"]))[:top_k]
+
+
+def _retrain(gt: GroundTruth, space: SearchSpace, record: Record, seed: int) -> dict[str, Any]:
+    """The ``final.jsonl`` row of ``record``'s cell retrained by ``gt`` under ``seed``.
+
+    A training that raises gives a failed row: a broken training must not lose the others.
+    """
+    genotype = space.from_json(record["genotype"])
+    try:
+        with isolated_rng(seed):
+            result = gt.evaluate_one(genotype)
+    except Exception as e:
+        result = Result.failed(f"{type(e).__name__}: {e}")
+    return {
+        "key": record["key"],
+        "seed": seed,
+        "genotype": record["genotype"],
+        "search_objective": record["result"].objective,
+        "objective": result.objective,
+        "status": result.status,
+        "message": result.message,
+        "cost_s": result.cost_s,
+        "metrics": result.metrics,
+    }
+
+
+def _append_row(log: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``log`` and sync it to disk, so a kill loses at most this row."""
+    with log.open("a") as fh:
+        fh.write(json.dumps(to_jsonable(row)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _retrain_missing(
+    cfg: SearchConfig,
+    space: SearchSpace,
+    top: list[Record],
+    run_dir: RunDir,
+    done: dict[tuple[str, int], dict[str, Any]],
+    emit: Callable[[dict[str, Any]], None],
+) -> None:
+    """Retrain each (cell of ``top``, seed) not yet in ``done``, seed by seed; adds its rows.
+
+    A seed's ground truth is built only when that seed has a cell left to retrain.
+    """
+    assert cfg.final is not None
+    log = run_dir.path / "final.jsonl"
+    for seed in cfg.final.seeds:
+        todo = [r for r in top if (r["key"], seed) not in done]
+        if not todo:
+            continue
+        gt = build_final_ground_truth(cfg, space, seed)
+        gt.attach(run_dir.path / "final")
+        for record in todo:
+            row = _retrain(gt, space, record, seed)
+            _append_row(log, row)
+            done[(record["key"], seed)] = to_jsonable(row)
+            emit(
+                {
+                    "event": "final",
+                    **{k: row[k] for k in ("key", "seed", "status")},
+                    "objective": row["objective"],
+                }
+            )
+
+
+def _cell_summary(record: Record, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell's entry of ``final.json``: its seeds' rows as mean and spread per measure."""
+
+    def metric(name: str) -> list[float]:
+        vals = [r["metrics"].get(name) for r in rows]
+        return [float(v) for v in vals if isinstance(v, (int, float))]
+
+    objectives = [float(r["objective"]) for r in rows if r["objective"] != "inf"]
+    return {
+        "key": record["key"],
+        "genotype": record["genotype"],
+        "search_objective": record["result"].objective,
+        "seeds": [r["seed"] for r in rows],
+        "statuses": [r["status"] for r in rows],
+        "objective": _stat(objectives),
+        "val_ppl": _stat(metric("val_ppl")),
+        "test_ppl": _stat(metric("test_ppl")),
+    }
+
+
 def run_final_stage(
     cfg: SearchConfig,
     space: SearchSpace,
@@ -55,67 +146,13 @@ def run_final_stage(
     ``emit`` records a ``final`` event per (cell, seed).
     """
     assert cfg.final is not None
-    finite = [r for r in records if math.isfinite(r["result"].objective)]
-    top = sorted(finite, key=lambda r: (r["result"].objective, r["index"]))[: cfg.final.top_k]
-    log = run_dir.path / "final.jsonl"
-    done = _done(log)
-    for seed in cfg.final.seeds:
-        todo = [r for r in top if (r["key"], seed) not in done]
-        if not todo:
-            continue
-        gt = build_final_ground_truth(cfg, space, seed)
-        gt.attach(run_dir.path / "final")
-        for record in todo:
-            genotype = space.from_json(record["genotype"])
-            try:
-                with isolated_rng(seed):
-                    result = gt.evaluate_one(genotype)
-            except Exception as e:  # a broken training must not lose the others
-                result = Result.failed(f"{type(e).__name__}: {e}")
-            row = {
-                "key": record["key"],
-                "seed": seed,
-                "genotype": record["genotype"],
-                "search_objective": record["result"].objective,
-                "objective": result.objective,
-                "status": result.status,
-                "message": result.message,
-                "cost_s": result.cost_s,
-                "metrics": result.metrics,
-            }
-            with log.open("a") as fh:
-                fh.write(json.dumps(to_jsonable(row)) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            done[(record["key"], seed)] = to_jsonable(row)
-            emit(
-                {
-                    "event": "final",
-                    **{k: row[k] for k in ("key", "seed", "status")},
-                    "objective": result.objective,
-                }
-            )
+    top = _top_records(records, cfg.final.top_k)
+    done = _done(run_dir.path / "final.jsonl")
+    _retrain_missing(cfg, space, top, run_dir, done, emit)
     cells = []
     for record in top:
         rows = [done[(record["key"], s)] for s in cfg.final.seeds if (record["key"], s) in done]
-
-        def metric(name: str, rows: list[dict[str, Any]] = rows) -> list[float]:
-            vals = [r["metrics"].get(name) for r in rows]
-            return [float(v) for v in vals if isinstance(v, (int, float))]
-
-        objectives = [float(r["objective"]) for r in rows if r["objective"] != "inf"]
-        cells.append(
-            {
-                "key": record["key"],
-                "genotype": record["genotype"],
-                "search_objective": record["result"].objective,
-                "seeds": [r["seed"] for r in rows],
-                "statuses": [r["status"] for r in rows],
-                "objective": _stat(objectives),
-                "val_ppl": _stat(metric("val_ppl")),
-                "test_ppl": _stat(metric("test_ppl")),
-            }
-        )
+        cells.append(_cell_summary(record, rows))
     summary = {"ground_truth": cfg.final.ground_truth.model_dump(), "cells": cells}
     atomic_write_text(run_dir.path / "final.json", json.dumps(to_jsonable(summary), indent=2))
     return summary
