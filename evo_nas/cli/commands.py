@@ -78,12 +78,14 @@ def resume(run_dir: Path, quiet: bool) -> None:
 
 
 def _print_best(best: dict) -> None:
+    from evo_nas.reports.summary import format_objective
+
     if not best:
         click.echo("no finite result yet")
         return
     click.echo(
-        f"best objective {best['objective']:.6g} (evaluation {best['found_at_evaluation']} of "
-        f"{best['evaluations']}): {best['describe']}"
+        f"best objective {format_objective(best['objective'])} "
+        f"(evaluation {best['found_at_evaluation']} of {best['evaluations']}): {best['describe']}"
     )
 
 
