@@ -14,16 +14,18 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import refused
 from click.testing import CliRunner
 from conftest import REPO
 from dashboard_helpers import evaluations_written, get, get_json, serving, table_search, wait_for
+from scipy.stats import kendalltau
 
 from evo_nas.cli.commands import main
 from evo_nas.compare.search import SearchCompareConfig, run_search_comparison
 from evo_nas.config.schema import validate_model
-from evo_nas.dashboard.runs import RunFeed, RunSet, checkpoint_head
+from evo_nas.dashboard.runs import RunFeed, RunSet, checkpoint_head, kendall
 from evo_nas.dashboard.server import is_loopback, required_token
 from evo_nas.rundir.files import RunDir
 from evo_nas.rundir.lock import RunLock
@@ -296,3 +298,15 @@ def test_the_command_refuses_in_one_line(tmp_path, monkeypatch) -> None:
         runner.invoke(main, ["dashboard", str(tmp_path)]),
         "needs the 'dashboard' extra: pip install 'evo-nas[dashboard]'",
     )
+
+
+def test_a_rounds_kendall_tau_is_scipys_tau_b() -> None:
+    rng = np.random.default_rng(0)
+    for n in (2, 3, 10, 40, 600):
+        for _ in range(5):
+            predicted = rng.integers(0, 6, n).astype(float)  # ties, as predictions may have
+            truth = rng.normal(size=n)
+            expected = kendalltau(predicted, truth).statistic
+            got = kendall(list(predicted), list(truth))
+            assert got is None if not np.isfinite(expected) else got == pytest.approx(expected)
+    assert kendall([1.0], [2.0]) is None and kendall([1.0, 1.0], [2.0, 3.0]) is None

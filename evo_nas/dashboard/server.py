@@ -340,4 +340,6 @@ def make_server(
     :class:`DashboardError` (one line) for a path it cannot show or a missing extra, and
     ``OSError`` when it cannot listen."""
     plotly_js()  # the missing extra is said before anything else
-    return DashboardServer(RunSet(paths), host, port, token, refresh_s)
+    runs = RunSet(paths)
+    runs.overview()  # read every run once now, not while the first page waits
+    return DashboardServer(runs, host, port, token, refresh_s)

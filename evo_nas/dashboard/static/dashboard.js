@@ -5,16 +5,22 @@
 
 const REFRESH_MS = Number(document.body.dataset.refresh) || 2000;
 const PAGE_ROWS = 100;
+// points drawn at most in a scatter by default (SVG: thousands more would slow every update)
+const MAX_POINTS = 1000;
+const MAX_ROUNDS = 200;
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04",
   "#db2777", "#4b5563", "#65a30d"];
 const PLOT_CONFIG = {displaylogo: false, responsive: true};
 
 const $ = (id) => document.getElementById(id);
+// what each update of the run took (fetch and parse, then drawing), newest last: read by
+// benchmarks/bench_dashboard.py and handy in the browser's console
+window.dashboardTimings = [];
 const state = {
   overview: null, overviewVersion: null, runId: null,
   epoch: null, version: null, rows: [], summary: null,
   sort: {col: "i", dir: -1}, page: 0, selected: null, dirty: true, view: [],
-  bestIndex: null,
+  bestIndex: null, drawn: {},
 };
 
 // -- formatting ------------------------------------------------------------------------------
@@ -51,14 +57,11 @@ async function tick() {
     if (!ov.unchanged) {
       state.overview = ov;
       state.overviewVersion = ov.version;
-      renderRunSelect();
-      renderBestPlot();
-    }
-    if (state.runId === null && state.overview && state.overview.runs.length) {
-      state.runId = pickRun(state.overview.runs);
+      if (state.runId === null && ov.runs.length) state.runId = pickRun(ov.runs);
       renderRunSelect();
     }
-    if (state.runId !== null) await pollRun();
+    const ran = state.runId !== null && (await pollRun());
+    if (!ov.unchanged && !ran) renderBestPlot();
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     $("updated").textContent = `no answer from the dashboard server (${e.message})`;
@@ -75,15 +78,21 @@ function pickRun(runs) {  // the first running run, else the first
 async function pollRun() {
   const id = state.runId;
   const q = `epoch=${state.epoch ?? ""}&n=${state.rows.length}&v=${state.version ?? ""}`;
+  const start = performance.now();
   const p = await getJSON(`/api/run/${id}?${q}`);
-  if (id !== state.runId || p.unchanged) return;
+  if (id !== state.runId || p.unchanged) return false;
   if (p.restart) state.rows = p.rows;
   else state.rows.push(...p.rows);
   state.epoch = p.epoch;
   state.version = p.version;
   state.summary = p;
   state.dirty = true;
+  const fetched = performance.now();
   renderRun();
+  const drawn = performance.now();
+  window.dashboardTimings.push({rows: state.rows.length, new_rows: p.rows.length,
+    fetch_ms: fetched - start, render_ms: drawn - fetched, at_ms: drawn});
+  return true;
 }
 
 function selectRun(id) {
@@ -95,7 +104,7 @@ function selectRun(id) {
   state.bestIndex = null;
   state.page = 0;
   state.dirty = true;
-  pollRun().then(renderBestPlot);
+  pollRun();
 }
 
 // -- header ----------------------------------------------------------------------------------
@@ -166,9 +175,18 @@ function renderScreening(screen) {
 // -- best so far -----------------------------------------------------------------------------
 function xAxisKind() { return document.querySelector("input[name=xaxis]:checked").value; }
 
+function unchanged(plot, signature) {  // Plotly redraws in full: skip what has not changed
+  if (state.drawn[plot] === signature) return true;
+  state.drawn[plot] = signature;
+  return false;
+}
+
 function renderBestPlot() {
   const ov = state.overview;
   if (!ov) return;
+  const sig = [ov.version, state.runId, state.epoch, state.rows.length, xAxisKind(),
+    $("logx").checked].join();
+  if (unchanged("best", sig)) return;
   const byTime = xAxisKind() === "time";
   const traces = [];
   let finite = [];
@@ -192,11 +210,13 @@ function renderBestPlot() {
       finite = finite.concat(med, hi.slice(Math.min(9, hi.length - 1)));
     }
   });
-  if (state.rows.length && state.summary) {  // the selected run's every answer, faint
-    const pts = state.rows.filter((r) => r.o !== null);
+  if (state.rows.length && state.summary) {  // the selected run's latest answers, faint
+    const recent = state.rows.slice(-MAX_POINTS);
+    const pts = recent.filter((r) => r.o !== null);
+    const which = recent.length < state.rows.length ?
+      `the last ${fmtCount(MAX_POINTS)} evaluations` : "each evaluation";
     traces.push({x: pts.map((r) => (byTime ? r.t : r.i)), y: pts.map((r) => r.o),
-      type: "scatter", mode: "markers",
-      name: `${state.summary.name}: each evaluation`,
+      type: "scatter", mode: "markers", name: `${state.summary.name}: ${which}`,
       marker: {size: 4, color: "rgba(75,85,99,0.35)"}, hoverinfo: "skip"});
   }
   const ys = finite.filter((v) => v !== null && isFinite(v));
@@ -266,9 +286,10 @@ function renderHonesty() {
   const sel = $("round-select");
   const rounds = [...new Set(state.rows.filter((r) => r.pr !== null).map((r) => r.r))];
   const keep = sel.value;
-  if (sel.options.length - 1 !== rounds.length) {
-    sel.replaceChildren(el("option", "all"));
-    sel.firstChild.value = "";
+  if (sel.options.length - 2 !== rounds.length) {
+    sel.replaceChildren(el("option", `latest ${fmtCount(MAX_POINTS)} cells`), el("option", "all"));
+    sel.options[0].value = "";
+    sel.options[1].value = "all";
     for (const r of rounds) {
       const o = el("option", String(r));
       o.value = String(r);
@@ -276,8 +297,12 @@ function renderHonesty() {
     }
     sel.value = keep;
   }
-  const pts = state.rows.filter((r) => r.pr !== null && r.o !== null &&
-    (sel.value === "" || String(r.r) === sel.value));
+  const predicted = state.rows.filter((r) => r.pr !== null && r.o !== null);
+  const sig = [state.runId, state.epoch, predicted.length, s.honesty.length, sel.value];
+  if (unchanged("honesty", sig.join())) return;
+  let pts = predicted.filter((r) => sel.value === "" || sel.value === "all" ||
+    String(r.r) === sel.value);
+  if (sel.value === "") pts = pts.slice(-MAX_POINTS);
   Plotly.react($("honesty-scatter"), [{
     x: pts.map((r) => r.o), y: pts.map((r) => r.pr), text: pts.map((r) => `#${r.i}, round ${r.r}`),
     type: "scatter", mode: "markers",
@@ -287,9 +312,12 @@ function renderHonesty() {
   }], {margin: {l: 55, r: 10, t: 10, b: 40}, xaxis: {title: "ground truth"},
     yaxis: {title: "predicted before"}, uirevision: "h"}, PLOT_CONFIG);
   const h = s.honesty.filter((r) => r.tau !== null || r.fit_tau !== null);
+  const dots = h.slice(-MAX_ROUNDS);  // the lines show every round, the dots the latest
   Plotly.react($("honesty-tau"), [
-    {x: h.map((r) => r.round), y: h.map((r) => r.tau), mode: "markers", name: "round's tau",
-      marker: {size: h.map((r) => 4 + Math.min(10, r.n))}, text: h.map((r) => `${r.n} cells`),
+    {x: dots.map((r) => r.round), y: dots.map((r) => r.tau), mode: "markers",
+      name: h.length > dots.length ? `tau of the last ${MAX_ROUNDS} rounds` : "round's tau",
+      marker: {size: dots.map((r) => 4 + Math.min(10, r.n))},
+      text: dots.map((r) => `${r.n} cells`),
       hovertemplate: "round %{x}: %{y:.3f} (%{text})<extra></extra>"},
     {x: h.map((r) => r.round), y: h.map((r) => r.pooled_tau), mode: "lines",
       name: "pooled so far", connectgaps: true},
