@@ -181,6 +181,12 @@ function unchanged(plot, signature) {  // Plotly redraws in full: skip what has 
   return false;
 }
 
+function valueAt(xs, ys, x) {  // a step curve's value at x (its first value before its start)
+  let i = 0;
+  while (i + 1 < xs.length && xs[i + 1] <= x) i += 1;
+  return ys.length ? ys[i] : null;
+}
+
 function renderBestPlot() {
   const ov = state.overview;
   if (!ov) return;
@@ -189,14 +195,17 @@ function renderBestPlot() {
   if (unchanged("best", sig)) return;
   const byTime = xAxisKind() === "time";
   const traces = [];
-  let finite = [];
+  // the y range: from the lowest value to the highest from the tenth evaluation on (one
+  // dreadful first cell must not flatten every curve; earlier values run off the top)
+  const lows = [], settled = [];
   ov.series.forEach((s, k) => {
     const color = COLORS[k % COLORS.length];
     const xs = byTime ? s.t : s.x;
     if (s.kind === "run") {
       traces.push({x: xs, y: s.y, name: s.label, mode: "lines", line: {shape: "hv", color},
         hovertemplate: "%{y:.4f}<extra>" + s.label + "</extra>"});
-      finite = finite.concat(s.y);
+      lows.push(...s.y);
+      settled.push(valueAt(s.x, s.y, 10));
     } else {
       const lo = byTime ? s.tlo : s.lo, hi = byTime ? s.thi : s.hi, med = byTime ? s.ty : s.y;
       traces.push({x: xs, y: lo, mode: "lines", line: {width: 0, shape: "hv", color},
@@ -207,7 +216,8 @@ function renderBestPlot() {
       traces.push({x: xs, y: med, name: `${s.label} (median of ${s.runs.length}, quartiles)`,
         mode: "lines", line: {shape: "hv", color}, legendgroup: s.label,
         hovertemplate: "%{y:.4f}<extra>" + s.label + "</extra>"});
-      finite = finite.concat(med, hi.slice(Math.min(9, hi.length - 1)));
+      lows.push(...s.lo);
+      settled.push(valueAt(s.x, s.hi, 10));
     }
   });
   if (state.rows.length && state.summary) {  // the selected run's latest answers, faint
@@ -218,18 +228,22 @@ function renderBestPlot() {
     traces.push({x: pts.map((r) => (byTime ? r.t : r.i)), y: pts.map((r) => r.o),
       type: "scatter", mode: "markers", name: `${state.summary.name}: ${which}`,
       marker: {size: 4, color: "rgba(75,85,99,0.35)"}, hoverinfo: "skip"});
+    if (ov.series.length === 1 && pts.length >= 4) {  // one run: show most of its answers too
+      const sorted = pts.map((r) => r.o).sort((a, b) => a - b);
+      settled.push(sorted[Math.floor(0.75 * (sorted.length - 1))]);
+    }
   }
-  const ys = finite.filter((v) => v !== null && isFinite(v));
-  const yaxis = {title: "objective (lower is better)", zeroline: false};
-  if (ys.length) {  // the band's range from the tenth evaluation on: one dreadful first cell
-    const lo = Math.min(...ys), hi = Math.max(...ys);  // does not flatten every curve
+  const finite = (v) => v !== null && v !== undefined && isFinite(v);
+  const yaxis = {title: {text: "objective (lower is better)"}, zeroline: false};
+  if (lows.some(finite) && settled.some(finite)) {
+    const lo = Math.min(...lows.filter(finite)), hi = Math.max(...settled.filter(finite));
     const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.01 || 1;
     yaxis.range = [lo - pad, hi + pad];
   }
   const layout = {
     margin: {l: 60, r: 10, t: 10, b: 45}, yaxis, uirevision: xAxisKind(),
-    xaxis: {title: byTime ? "wall time (s)" : "ground-truth queries",
-      type: $("logx").checked ? "log" : "linear"},
+    xaxis: {title: {text: byTime ? "wall time (s)" : "ground-truth queries"},
+      type: $("logx").checked ? "log" : "linear", dtick: $("logx").checked ? "D2" : undefined},
     legend: {orientation: "h", y: -0.2}, hovermode: "closest",
   };
   Plotly.react($("best-plot"), traces, layout, PLOT_CONFIG);
@@ -309,8 +323,8 @@ function renderHonesty() {
     marker: {size: 6, color: pts.map((r) => r.r), colorscale: "Viridis", showscale: true,
       colorbar: {title: {text: "round"}, thickness: 10}},
     hovertemplate: "%{text}<br>true %{x:.4f}<br>predicted %{y:.4g}<extra></extra>",
-  }], {margin: {l: 55, r: 10, t: 10, b: 40}, xaxis: {title: "ground truth"},
-    yaxis: {title: "predicted before"}, uirevision: "h"}, PLOT_CONFIG);
+  }], {margin: {l: 55, r: 10, t: 10, b: 40}, xaxis: {title: {text: "ground truth"}},
+    yaxis: {title: {text: "predicted before"}}, uirevision: "h"}, PLOT_CONFIG);
   const h = s.honesty.filter((r) => r.tau !== null || r.fit_tau !== null);
   const dots = h.slice(-MAX_ROUNDS);  // the lines show every round, the dots the latest
   Plotly.react($("honesty-tau"), [
@@ -323,8 +337,8 @@ function renderHonesty() {
       name: "pooled so far", connectgaps: true},
     {x: h.map((r) => r.round), y: h.map((r) => r.fit_tau), mode: "lines",
       name: "refit, in sample", line: {dash: "dot"}, connectgaps: true},
-  ], {margin: {l: 55, r: 10, t: 10, b: 40}, yaxis: {title: "Kendall tau", range: [-1.05, 1.05]},
-    xaxis: {title: "round"}, legend: {orientation: "h", y: -0.3}, uirevision: "t"}, PLOT_CONFIG);
+  ], {margin: {l: 55, r: 10, t: 10, b: 40}, yaxis: {title: {text: "Kendall tau"}, range: [-1.05, 1.05]},
+    xaxis: {title: {text: "round"}}, legend: {orientation: "h", y: -0.3}, uirevision: "t"}, PLOT_CONFIG);
 }
 
 // -- evaluations table -----------------------------------------------------------------------
