@@ -167,6 +167,7 @@ class RunFeed:
         self.partial = 0
         self.rows: list[dict[str, Any]] = []
         self.genotypes: dict[int, Any] = {}
+        self.by_index: dict[int, dict[str, Any]] = {}
         self.steps: list[tuple[int, float, float]] = []
         self.best: float = math.inf
         self.fits: dict[int, dict[str, Any]] = {}
@@ -284,6 +285,7 @@ class RunFeed:
                 "m": str(e.get("message") or ""),
             }
             self.rows.append(row)
+            self.by_index[index] = row
             self.genotypes[index] = e.get("genotype")
             if objective is not None and objective < self.best:
                 self.best = objective
@@ -537,10 +539,8 @@ class RunFeed:
     def genotype(self, index: int) -> tuple[dict[str, Any], Any] | None:
         """Evaluation ``index``'s row and genotype (None if there is no such evaluation)."""
         with self.lock:
-            for r in reversed(self.rows):
-                if r["i"] == index:
-                    return r, self.genotypes.get(index)
-        return None
+            row = self.by_index.get(index)
+            return None if row is None else (row, self.genotypes.get(index))
 
 
 def _screen_fields(e: dict[str, Any]) -> dict[str, Any]:
