@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
-	$(VENV)/bin/pip install -q -e ".[test,dask,ray,tensorboard]"
+	$(VENV)/bin/pip install -q -e ".[test,dask,ray,tensorboard,dashboard]"
 	touch $@
 
 .PHONY: setup demo test lint

@@ -4,6 +4,7 @@ loader, the MLP Petri dish and the example run with its sweep plot."""
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import subprocess
 import sys
@@ -305,7 +306,14 @@ def test_mlp_dishes_batched_together_match_each_dish_alone(space):
     assert not torch.allclose(joint[0], joint[1])
 
 
-def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path, capsys):
+class _Terminal(io.StringIO):
+    """Standard error as a terminal, where the run's progress is a bar redrawn in place."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path, monkeypatch):
     from evo_nas.search.launch import run_search
 
     cfg = yaml.safe_load((REPO / "examples" / "sigmoid_slope.yaml").read_text())
@@ -315,7 +323,9 @@ def test_the_run_bar_shows_ground_truth_epochs_and_surrogate_fit_steps(tmp_path,
         "dish": {"kind": "mlp", "inner_steps": 5, "meta_steps": 6, "dishes": 1}
     }
     cfg["budget"]["evaluations"] = 7
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     run_search(cfg, progress=True)
-    err = capsys.readouterr().err
+    err = terminal.getvalue()
     assert "training: epoch 2/2" in err
     assert "fitting surrogate: dish 1/1 step 5/6" in err

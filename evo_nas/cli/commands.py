@@ -78,12 +78,14 @@ def resume(run_dir: Path, quiet: bool) -> None:
 
 
 def _print_best(best: dict) -> None:
+    from evo_nas.reports.summary import format_objective
+
     if not best:
         click.echo("no finite result yet")
         return
     click.echo(
-        f"best objective {best['objective']:.6g} (evaluation {best['found_at_evaluation']} of "
-        f"{best['evaluations']}): {best['describe']}"
+        f"best objective {format_objective(best['objective'])} "
+        f"(evaluation {best['found_at_evaluation']} of {best['evaluations']}): {best['describe']}"
     )
 
 
@@ -175,6 +177,56 @@ def compare_search(config: Path, quiet: bool) -> None:
         _fail(str(e))
     click.echo((out / "summary.md").read_text())
     click.echo(f"results in {out}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; any but loopback requires the token printed at start.",
+)
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free one).",
+)
+@click.option(
+    "--token", default=None, help="Require this token (default: a random one off loopback)."
+)
+@click.option(
+    "--refresh",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.2),
+    help="Seconds between two updates of the page.",
+)
+def dashboard(run_dirs: tuple[Path, ...], host: str, port: int, token: str | None, refresh: float):
+    """Watch RUN_DIRS (run directories or `compare search` folders) live in a browser.
+
+    A local web server, read-only: it never writes or locks a run directory, so it can watch
+    runs that are being written, and follows a run that resumes. Stop it with Ctrl-C.
+    """
+    from evo_nas.dashboard.runs import DashboardError
+    from evo_nas.dashboard.server import make_server
+
+    try:
+        server = make_server(list(run_dirs), host, port, token, refresh)
+    except DashboardError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port} ({e.strerror or e})")
+    click.echo(f"evo-nas dashboard of {len(server.runs.feeds)} run(s): {server.url}")
+    click.echo("(read-only; Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @main.command(name="list")

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 import yaml
-from tqdm import tqdm
 
+from evo_nas.rundir.progress import Progress
 from evo_nas_common.data_files import DataError
 from evo_nas_common.registry import UnknownNameError
 from ground_truths.digits_data import fetch_mnist
@@ -120,21 +120,23 @@ def train(
         f"| device {trainer.device}"
     )
     batch_ppl: list[float] = []
-    bar = tqdm(total=None, unit="batch", dynamic_ncols=True)
+    bar = Progress("training", unit="batch")
 
     def progress(event: dict[str, Any]) -> None:
         if event["event"] == "batch":
             if bar.total is None:
                 bar.reset(total=event["batches"] * (cfg.epochs - event["epoch"] + 1))
             batch_ppl.append(event["ppl"])
-            bar.update()
-            bar.set_postfix(
-                epoch=event["epoch"], loss=f"{event['loss']:.3f}", ppl=f"{event['ppl']:.1f}"
+            bar.status(
+                f"epoch {event['epoch']} loss {event['loss']:.3f} ppl {event['ppl']:.1f}",
+                refresh=False,
             )
+            bar.update()
         else:
-            tqdm.write(
+            bar.note(
                 f"epoch {event['epoch']}: train ppl {event['train_ppl']:.2f}, "
-                f"valid ppl {event['val_ppl']:.2f}{' (ASGD)' if event['asgd'] else ''}"
+                f"valid ppl {event['val_ppl']:.2f}{' (ASGD)' if event['asgd'] else ''}",
+                file=sys.stdout,
             )
 
     trainer.progress = progress

@@ -85,12 +85,23 @@ def load_search_compare(path: Path | str) -> tuple[SearchCompareConfig, dict[str
     return cfg, base, base_path.parent
 
 
+def run_name(label: str, seed: int) -> str:
+    """The run directory of one (method, seed), under the comparison's ``runs/`` folder."""
+    return f"{label}__s{seed}"
+
+
+def method_of(name: str) -> str | None:
+    """The method label of a run directory that :func:`run_name` named (None otherwise)."""
+    label, sep, seed = name.rpartition("__s")
+    return label if sep and label and seed.isdigit() else None
+
+
 def run_config(
     cfg: SearchCompareConfig, base: dict[str, Any], method: MethodEntry, seed: int
 ) -> dict[str, Any]:
     """The search config of one (method, seed) run."""
     out = copy.deepcopy(base)
-    out["name"] = f"{method.label}__s{seed}"
+    out["name"] = run_name(method.label, seed)
     out["output_dir"] = str(Path(cfg.output_dir) / cfg.name / "runs")
     out["seed"] = seed
     out["surrogate"] = None if method.surrogate is None else method.surrogate.model_dump()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import subprocess
@@ -141,21 +142,19 @@ def _layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return depth
 
 
-def draw_cell(space: SearchSpace, genotype: Genotype, path: Path, title: str = "") -> Path:
-    """A drawing of the cell: graphviz when its ``dot`` is installed, matplotlib otherwise."""
+def cell_png(space: SearchSpace, genotype: Genotype, title: str = "") -> bytes:
+    """A drawing of the cell as PNG bytes: graphviz when its ``dot`` is installed, matplotlib
+    otherwise (the dashboard serves these without touching the disk)."""
     labels, edges = space.graph(genotype)
-    path.parent.mkdir(parents=True, exist_ok=True)
     dot = shutil.which("dot")
     if dot is not None:
         src = ["digraph cell {", "rankdir=LR;", f'label="{title}";']
         src += [f'"{n}" [label="{lab}"];' for n, lab in labels.items()]
         src += [f'"{a}" -> "{b}";' for a, b in edges]
         src.append("}")
-        done = subprocess.run(
-            [dot, "-Tpng", "-o", str(path)], input="\n".join(src), text=True, capture_output=True
-        )
-        if done.returncode == 0 and path.exists() and path.stat().st_size > 0:
-            return path
+        done = subprocess.run([dot, "-Tpng"], input="\n".join(src).encode(), capture_output=True)
+        if done.returncode == 0 and done.stdout:
+            return done.stdout
     nodes = list(labels)
     depth = _layers(nodes, edges)
     columns: dict[int, list[str]] = {}
@@ -187,7 +186,18 @@ def draw_cell(space: SearchSpace, genotype: Genotype, path: Path, title: str = "
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def draw_cell(space: SearchSpace, genotype: Genotype, path: Path, title: str = "") -> Path:
+    """:func:`cell_png` written to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cell_png(space, genotype, title))
+    return path
 
 
 def plot_sweep(

@@ -17,6 +17,18 @@ def _objective(text: str) -> float:
     return float(text) if text not in ("", "inf") else math.inf
 
 
+def format_objective(value: float | str) -> str:
+    """An objective with the precision that tells cells apart: four decimals (``103.4212``),
+    four significant digits below 1 or from a million on (``0.01234``), ``inf`` for a failed
+    or diverged cell (CSV text such as ``"inf"`` is read first)."""
+    x = _objective(value) if isinstance(value, str) else float(value)
+    if not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if x != 0 and (abs(x) < 1 or abs(x) >= 1e6):
+        return f"{x:.4g}"
+    return f"{x:.4f}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
@@ -32,7 +44,8 @@ def top_table(run_dir: Path, top: int = 10) -> str:
     body = []
     for rank, r in enumerate(ranked, start=1):
         genotype = r["genotype"] if len(r["genotype"]) <= 72 else r["genotype"][:69] + "..."
-        body.append([str(rank), r["index"], r["objective"], r["status"], r["phase"], genotype])
+        objective = format_objective(r["objective"])
+        body.append([str(rank), r["index"], objective, r["status"], r["phase"], genotype])
     header = ["rank", "eval", "objective", "status", "phase", "genotype"]
     return f"best {len(ranked)} of {len(rows)} evaluated cells\n" + _table(header, body)
 
@@ -90,7 +103,7 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
     curve = best_so_far(run_dir)
     n = len(curve)
     marks = sorted({max(1, round(n * i / points)) for i in range(1, points + 1)})
-    body = [[str(m), f"{curve[m - 1]:.6g}"] for m in marks]
+    body = [[str(m), format_objective(curve[m - 1])] for m in marks]
     statuses = Counter(r["status"] for r in rows)
     cost = sum(float(r["cost_s"] or 0) for r in rows)
     events = rd.read_events()
@@ -103,7 +116,8 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
     return summary + "\n" + _table(["evaluations", "best so far"], body)
 
 
-def _space_of(run_dir: Path) -> Any:
+def space_of(run_dir: Path) -> Any:
+    """The search space a run's ``config.yaml`` names (its base space in pool mode)."""
     from evo_nas.config.schema import build_space, parse_config
 
     rd = RunDir(run_dir)
@@ -124,11 +138,11 @@ def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
         if r["predicted"] and math.isfinite(_objective(r["objective"]))
     ]
     paths.append(plot_refits(points, out / "refits.png"))
-    space = _space_of(run_dir)
+    space = space_of(run_dir)
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
     for rank, r in enumerate(ranked, start=1):
         g = space.from_json(json.loads(r["genotype"]))
-        title = f"#{rank}: objective {_objective(r['objective']):.6g} (evaluation {r['index']})"
+        title = f"#{rank}: objective {format_objective(r['objective'])} (evaluation {r['index']})"
         paths.append(draw_cell(space, g, out / f"cell_{rank}.png", title))
     return paths
 
@@ -154,11 +168,10 @@ if __name__ == "__main__":
 '''
 
 
-def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
-    """Write the ``top`` best genotypes (JSON) and a snippet that rebuilds them as modules."""
+def export_files(run_dir: Path, top: int) -> dict[str, str]:
+    """The ``top`` best genotypes (``top_cells.json``) and a script that rebuilds them as
+    modules (``rebuild_cells.py``), by file name; read from the run, nothing written."""
     rd = RunDir(run_dir)
-    out = Path(out_dir) if out_dir is not None else rd.path / "export"
-    out.mkdir(parents=True, exist_ok=True)
     rows = rd.read_evaluations()
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
     cells = [
@@ -172,8 +185,16 @@ def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
         }
         for rank, r in enumerate(ranked, start=1)
     ]
-    atomic_write_text(out / "top_cells.json", json.dumps(cells, indent=2))
     space_cfg = rd.read_config()["space"]
     snippet = _SNIPPET.format(name=space_cfg["name"], options=space_cfg.get("options") or {})
-    atomic_write_text(out / "rebuild_cells.py", snippet)
+    return {"top_cells.json": json.dumps(cells, indent=2), "rebuild_cells.py": snippet}
+
+
+def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
+    """Write :func:`export_files` into ``out_dir`` (default ``RUN_DIR/export``)."""
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "export"
+    files = export_files(run_dir, top)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        atomic_write_text(out / name, text)
     return out
