@@ -5,10 +5,11 @@ drawn with seed 12345, per seed a training order of the other OK cells); one dis
 (surrogate seed ``--dish-seed``) records every cell involved once, through
 ``feature_cache``; each model is then fitted on the first N training cells of each seed and
 ranks the test cells. Models: the dish's own score (no learning), ridge regression, a
-Gaussian process and a random forest on all record columns (rank targets), and the default
+Gaussian process and a random forest on all record columns (rank targets), and the GP
 read-out (:class:`~surrogates.readout.ResidualGP`: the score's slope plus a GP on the
-residual). Prints Kendall tau, mean +- std over seeds, per model and N; ``--sizes`` with
-hundreds or thousands of cells shows what the records could give with far more ground truth.
+residual; ``readout: gp``). Prints Kendall tau, mean +- std over seeds, per model and N;
+``--sizes`` with hundreds or thousands of cells shows what the records could give with far
+more ground truth.
 
     EVO_NAS_DATA=../shared/data python benchmarks/bench_readout_models.py \\
         --config examples/compare_nbnlp.yaml --cache runs/dish_records

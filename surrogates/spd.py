@@ -39,7 +39,7 @@ _GRAD_CLIP = 10.0
 #: at this one-sided significance: ten cells are too few to trust a sign by its estimate alone
 _ORIENT_P = 0.05
 #: options that change where or in what chunks a dish computes, not what it records
-_NOT_IN_RECORDS = ("device", "predict_batch", "feature_cache", "readout")
+_NOT_IN_RECORDS = ("device", "predict_batch", "feature_cache", "readout", "descriptors")
 #: cells, drawn from the space by the surrogate's seed, whose records set the scale of every
 #: feature of the ``ridge`` read-out and of its prior (a cell's value must not depend on the
 #: cells predicted with it); recorded once, like any cell
@@ -319,10 +319,16 @@ class PetriDishSurrogate(Surrogate):
             todo = sorted(missing.items(), key=lambda kg: len(self.space.tokens(kg[1])))
             chunk = self.predict_batch or default_predict_batch(self.device, "rnn")
             parts = [[g for _, g in todo[i : i + chunk]] for i in range(0, len(todo), chunk)]
-            rows = [
-                np.concatenate([d.trajectory(part).cpu().double().numpy() for d in self.dishes_], 1)
-                for part in parts
-            ]
+            rows, done = [], 0
+            for part in parts:
+                rows.append(
+                    np.concatenate(
+                        [d.trajectory(part).cpu().double().numpy() for d in self.dishes_], 1
+                    )
+                )
+                done += len(part)
+                if self.progress is not None:  # a warm start records a thousand cells
+                    self.progress({"event": "screen", "done": done, "total": len(todo)})
             self.cache_.add([k for k, _ in todo], np.concatenate(rows))
         width = len(self.feature_names())
         return self.cache_.rows(keys, width)
@@ -391,6 +397,9 @@ class PetriDishSurrogate(Surrogate):
         )
 
     def _descriptor_names(self) -> list[str]:
+        """The space's descriptors the panel uses (none with ``descriptors: false``)."""
+        if not (isinstance(self.dish, RNNDishOptions) and self.dish.descriptors):
+            return []
         return sorted(self.space.descriptors(self._reference()[0]))
 
     def _reference(self) -> list[Genotype]:

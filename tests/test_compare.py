@@ -208,7 +208,18 @@ def test_compare_search_runs_every_method_and_resumes(tmp_path, demo_table):
     with (out / "results.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 6 and all(int(r["evaluations"]) == 15 for r in rows)
-    assert "| evolution | 2 |" in (out / "summary.md").read_text()
+    # both targets, the best 0.1 % and 1 % of the table, each with its column and table
+    objectives = sorted(float(r["objective"]) for r in csv.DictReader(demo_table.open()))
+    for name, q in (("best_0.1pct", 0.001), ("best_1pct", 0.01)):
+        target = float(np.quantile(objectives, q))
+        for r in rows:
+            runs = out / "runs" / f"{r['method']}__s{r['seed']}" / "evaluations.csv"
+            values = [float(e["objective"]) for e in csv.DictReader(runs.open())]
+            reached = next((i + 1 for i, v in enumerate(values) if v <= target), None)
+            assert r[f"evals_to_{name}"] == ("" if reached is None else str(reached))
+    summary = (out / "summary.md").read_text()
+    assert "## best_0.1pct" in summary and "## best_1pct" in summary
+    assert summary.count("| evolution | 2 |") == 2
     assert (out / "best_so_far.png").stat().st_size > 5000
     before = (out / "runs" / "evolution__s0" / "evaluations.csv").stat().st_mtime_ns
     again = CliRunner().invoke(main, ["compare", "search", str(tmp_path / "cs.yaml"), "--quiet"])

@@ -10,6 +10,7 @@ from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs, petr
 from evo_nas_common import statefile
 from search_spaces import get_space
 from surrogates.readout import MIN_RIDGE_CELLS, AnchoredRidge, ReferenceScale
+from surrogates.spd import REFERENCE_CELLS
 
 #: a small dish, fast enough for tests
 SMALL = dict(
@@ -100,3 +101,15 @@ def test_a_motif_diverging_in_the_dish_ranks_last_and_never_raises():
     spd.fit(genotypes, y)  # the diverged motifs and the diverged cell take part
     pred = spd.predict(genotypes)
     np.testing.assert_array_equal(np.isinf(pred), diverged)
+
+
+def test_recording_cells_reports_its_progress():
+    space = get_space("nasbench_nlp")
+    spd = petri_dish(space, seed=0, dishes=1, predict_batch=4, **SMALL)
+    seen = []
+    spd.progress = seen.append
+    spd.predict(motifs(space, 10, seed=5))
+    screens = [(e["done"], e["total"]) for e in seen if e["event"] == "screen"]
+    # the ten cells in chunks of four, then the reference cells the panel is scaled by
+    assert screens[:3] == [(4, 10), (8, 10), (10, 10)]
+    assert screens[-1] == (REFERENCE_CELLS, REFERENCE_CELLS)

@@ -24,6 +24,7 @@ from evo_nas.rundir.progress import Progress
 from evo_nas.search.launch import resume_search, run_search
 from search_spaces import Genotype
 from surrogates import SURROGATES
+from surrogates.base import Capabilities
 from surrogates.random_surrogate import RandomSurrogate
 
 
@@ -122,9 +123,7 @@ def test_a_long_screening_leaves_rare_screen_events_and_plain_lines(tmp_path, ca
 class ScreeningSurrogate(RandomSurrogate):
     """The random floor, reporting its predictions as the dish reports its screening."""
 
-    def __init__(self, space, seed: int = 0) -> None:
-        super().__init__(space, seed)
-        self.progress = None
+    capabilities = Capabilities(ranks_unfitted=True, progress=True)
 
     def predict(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         for done in range(4, len(genotypes) + 4, 4):

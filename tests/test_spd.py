@@ -180,7 +180,7 @@ def test_fit_reports_each_meta_step_of_the_current_fit():
     spd.progress = events.append
     spd.fit(genotypes, known_objective(genotypes))
     spd.fit(genotypes, known_objective(genotypes))  # a warm-started refit counts afresh
-    steps = [(e["dish"], e["step"], e["steps"]) for e in events]
+    steps = [(e["dish"], e["step"], e["steps"]) for e in events if e["event"] == "meta_step"]
     assert steps == 2 * [(d, k, 3) for d in (1, 2) for k in (1, 2, 3)]
     assert [len(h) for h in spd.history_] == [6, 6]  # the history keeps every step
     assert events[-1]["loss"] == spd.history_[1][-1]

@@ -75,7 +75,8 @@ class PredictCompareConfig(Section):
     space: Component
     ground_truth: Component
     surrogates: list[SurrogateEntry] = Field(min_length=1)
-    sizes: list[PositiveInt] = Field(default_factory=lambda: [10, 25, 50, 100])
+    #: training-set sizes; 0 ranks the test set unfitted (surrogates that rank zero-shot)
+    sizes: list[NonNegativeInt] = Field(default_factory=lambda: [10, 25, 50, 100])
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     test: TestSetSection = Field(default_factory=TestSetSection)
     split: SplitSection | None = None
@@ -250,10 +251,11 @@ def _run_cell(
 ) -> dict[str, Any]:
     """Fit one surrogate on one training set, predict the test set, score it."""
     surrogate = construct("surrogate", entry, space=space, seed=seed)
-    genotypes, objectives = zip(*train[:size])
     with isolated_rng(seed):
         start = time.perf_counter()
-        surrogate.fit(list(genotypes), list(objectives))
+        if size:
+            genotypes, objectives = zip(*train[:size])
+            surrogate.fit(list(genotypes), list(objectives))
         fit_s = time.perf_counter() - start
         start = time.perf_counter()
         pred = np.asarray(surrogate.predict([g for g, _ in test]), dtype=float)
@@ -279,8 +281,11 @@ def run_predict_comparison(cfg: PredictCompareConfig, progress: bool = True) -> 
     cells_dir.mkdir(parents=True, exist_ok=True)
     space = construct("space", cfg.space)
     gt = construct("ground_truth", cfg.ground_truth, space=space)
+    zero_shot = set()
     for s in cfg.surrogates:  # fail on a bad surrogate before any work
-        construct("surrogate", s, space=space, seed=0)
+        if construct("surrogate", s, space=space, seed=0).capabilities.ranks_unfitted:
+            zero_shot.add(s.tag)
+    sized = [(e, size) for e in cfg.surrogates for size in cfg.sizes if size or e.tag in zero_shot]
     try:
         test, orders = draw_sets(cfg, space, gt)
     except TableError as e:
@@ -290,12 +295,11 @@ def run_predict_comparison(cfg: PredictCompareConfig, progress: bool = True) -> 
     )
     grid = [
         (entry, size, seed)
-        for entry in cfg.surrogates
+        for entry, size in sized
         for seed in cfg.seeds
-        for size in cfg.sizes
         if not (cells_dir / _cell_name(entry.tag, size, seed)).exists()
     ]
-    total = len(cfg.surrogates) * len(cfg.seeds) * len(cfg.sizes)
+    total = len(sized) * len(cfg.seeds)
     bar = tqdm(total=total, initial=total - len(grid), desc="grid cells", disable=not progress)
     jobs = (
         delayed(_run_cell)(space, e, orders[seed], test, size, seed, cfg.top_percents)
@@ -308,8 +312,7 @@ def run_predict_comparison(cfg: PredictCompareConfig, progress: bool = True) -> 
     bar.close()
     rows = [
         json.loads((cells_dir / _cell_name(e.tag, size, seed)).read_text())
-        for e in cfg.surrogates
-        for size in cfg.sizes
+        for e, size in sized
         for seed in cfg.seeds
     ]
     _write_outputs(out, rows, test, space, cfg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -19,6 +19,7 @@ from tqdm import tqdm
 from evo_nas.config.components import Component, Section, validated_options
 from evo_nas.config.errors import ConfigError
 from evo_nas.config.schema import (
+    SearchConfig,
     Seed,
     build_ground_truth,
     build_space,
@@ -55,8 +56,11 @@ class SearchCompareConfig(Section):
     base: Path
     methods: list[MethodEntry] = Field(min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
+    #: the objective to reach; null: each of ``target_quantiles`` of the table's objectives
     target: float | None = None
-    target_quantile: float = Field(0.01, gt=0, lt=1)
+    target_quantiles: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.001, 0.01], min_length=1, max_length=10
+    )
     #: a method whose median evaluations to the target the others are divided by
     reference: str | None = None
     n_jobs: PositiveInt = 1
@@ -148,16 +152,7 @@ def run_search_comparison(
         except ConfigError as e:
             raise ConfigError(f"methods[{label}]: {e}") from None
         first = first or parsed
-    target = cfg.target
-    if target is None and first is not None:
-        space = build_space(first)
-        gt = build_ground_truth(first, space)
-        try:
-            values = [r.objective for r in gt.evaluate(gt.genotypes())]
-        except NotImplementedError:
-            values = []
-        finite = np.array([v for v in values if math.isfinite(v)])
-        target = float(np.quantile(finite, cfg.target_quantile)) if finite.size else None
+    targets = _targets(cfg, first)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(configs), desc="searches", disable=not progress)
     jobs = (delayed(_run_one)(c, base_dir) for c in configs.values())
@@ -169,25 +164,57 @@ def run_search_comparison(
     for (label, seed), c in configs.items():
         curve = best_so_far(Path(c["output_dir"]) / c["name"])
         curves.setdefault(label, []).append(curve)
-        reach = evaluations_to_reach(curve, target) if target is not None else None
         rows.append(
             {
                 "method": label,
                 "seed": seed,
                 "final_best": float(curve[-1]) if curve.size else math.inf,
                 "evaluations": int(curve.size),
-                "evals_to_target": reach,
+                **{
+                    f"evals_to_{name}": evaluations_to_reach(curve, value)
+                    for name, value in targets.items()
+                },
                 "surrogate_s": round(surrogate_costs(Path(c["output_dir"]) / c["name"])[0], 2),
             }
         )
-    cols = ["method", "seed", "final_best", "evaluations", "evals_to_target", "surrogate_s"]
+    cols = [
+        "method",
+        "seed",
+        "final_best",
+        "evaluations",
+        *(f"evals_to_{name}" for name in targets),
+        "surrogate_s",
+    ]
     csv_lines = [",".join(cols)] + [
         ",".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows
     ]
     atomic_write_text(out / "results.csv", "\n".join(csv_lines) + "\n")
-    atomic_write_text(out / "summary.md", search_summary(rows, target, cfg.reference))
-    plot_best_so_far(curves, out / "best_so_far.png", target)
+    summary = "\n".join(
+        f"## {name}\n\n" + search_summary(rows, value, cfg.reference, f"evals_to_{name}")
+        for name, value in targets.items()
+    )
+    atomic_write_text(out / "summary.md", summary)
+    plot_best_so_far(curves, out / "best_so_far.png", min(targets.values(), default=None))
     return out
+
+
+def _targets(cfg: SearchCompareConfig, first: SearchConfig | None) -> dict[str, float]:
+    """Name -> objective to reach: ``target`` when given, else each quantile of the table's
+    finite objectives (``best_0.1pct``, ``best_1pct``, ...; none without a table)."""
+    if cfg.target is not None:
+        return {"target": cfg.target}
+    if first is None:
+        return {}
+    space = build_space(first)
+    gt = build_ground_truth(first, space)
+    try:
+        values = [r.objective for r in gt.evaluate(gt.genotypes())]
+    except NotImplementedError:
+        return {}
+    finite = np.array([v for v in values if math.isfinite(v)])
+    if not finite.size:
+        return {}
+    return {f"best_{100 * q:g}pct": float(np.quantile(finite, q)) for q in cfg.target_quantiles}
 
 
 def median_evaluations(reach: list[int | None]) -> tuple[float, float, float]:
@@ -204,13 +231,17 @@ def median_evaluations(reach: list[int | None]) -> tuple[float, float, float]:
 
 
 def search_summary(
-    rows: list[dict[str, Any]], target: float | None, reference: str | None = None
+    rows: list[dict[str, Any]],
+    target: float | None,
+    reference: str | None = None,
+    column: str = "evals_to_target",
 ) -> str:
     """Markdown: evaluations to reach the target (median, quartiles, share reached; as a
-    multiple of the reference method's median), final best, surrogate wall time."""
+    multiple of the reference method's median), final best, surrogate wall time; ``column``
+    names the rows' evaluations to this target."""
     labels = list(dict.fromkeys(r["method"] for r in rows))
     medians = {
-        label: median_evaluations([r["evals_to_target"] for r in rows if r["method"] == label])
+        label: median_evaluations([r[column] for r in rows if r["method"] == label])
         for label in labels
     }
     ref = medians[reference][0] if reference in medians else None
@@ -226,7 +257,7 @@ def search_summary(
     for label in labels:
         rs = [r for r in rows if r["method"] == label]
         best = np.array([r["final_best"] for r in rs])
-        reached = sum(r["evals_to_target"] is not None for r in rs)
+        reached = sum(r[column] is not None for r in rs)
         median, q1, q3 = medians[label]
         ratio = f"{median / ref:.2f} | " if ref is not None and math.isfinite(ref) else ""
         if ref is not None and not ratio:

@@ -89,6 +89,9 @@ class SurrogateLoopSection(Section):
     promote_by: Literal["mean", "lcb"] = "mean"
     kappa: Annotated[float, Field(ge=0, le=1e6)] = 1.0
     explore: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
+    #: the best cells the ground truth has answered that join every round's population (the
+    #: rest: the round's best predicted cells), so evolution searches next to them too
+    incumbents: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
 
 
 class BudgetSection(Section):

@@ -164,8 +164,26 @@ def _promote(search: Search) -> int:
         return new_evals
     st.round += 1
     fitness.fit()
-    search.set_predicted_population(st.population)
+    search.set_predicted_population(_with_incumbents(search))
     return new_evals
+
+
+def _with_incumbents(search: Search) -> list[Any]:
+    """The next round's population: the ``surrogate_loop.incumbents`` best cells the ground
+    truth has answered, so that evolution also searches next to what is known to be good,
+    then the round's best predicted cells."""
+    cfg, st = search.cfg, search.state
+    k = min(cfg.surrogate_loop.incumbents, cfg.search.population)
+    if not k:
+        return st.population
+    finite = [r for r in search.cache.records if math.isfinite(r["result"].objective)]
+    best = sorted(finite, key=lambda r: (r["result"].objective, r["key"]))[:k]
+    incumbents = [
+        make_individual(search.space, search.space.from_json(r["genotype"])) for r in best
+    ]
+    taken = {i.key for i in incumbents}
+    rest = sorted((i for i in st.population if i.key not in taken), key=lambda i: i.fitness.values)
+    return incumbents + rest[: cfg.search.population - len(incumbents)]
 
 
 def _lower_bound_order(
