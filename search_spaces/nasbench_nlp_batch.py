@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
@@ -45,18 +46,22 @@ from search_spaces.nasbench_nlp_graph import (
 
 _MAX_IN = 3
 _SLOPE = 0.01  # leaky ReLU
-_BACKWARD = {  # activation: (output gradient, output) -> input gradient, as autograd's
-    "activation_tanh": torch.ops.aten.tanh_backward,
-    "activation_sigm": torch.ops.aten.sigmoid_backward,
+#: activation: ``(output gradient, output, grad_input=into)``, autograd's input gradient
+_BACKWARD = {
+    "activation_tanh": torch.ops.aten.tanh_backward.grad_input,
+    "activation_sigm": torch.ops.aten.sigmoid_backward.grad_input,
     # the output has the input's sign, so it tells which slope applied
-    "activation_leaky_relu": lambda g, y: torch.ops.aten.leaky_relu_backward(g, y, _SLOPE, True),
+    "activation_leaky_relu": partial(
+        torch.ops.aten.leaky_relu_backward.grad_input, negative_slope=_SLOPE, self_is_result=True
+    ),
 }
 
 
 class _Group(NamedTuple):
-    """The nodes of one position ``pos`` and op: table rows ``lo:hi``, reading ``arity`` rows each
-    (``arg_rows[args : args + (hi - lo) * arity]``: every node's first input, then every
-    node's second...); linear nodes are also numbered among all linear nodes, from ``lin``."""
+    """The nodes of one position ``pos`` and op: table rows ``lo:hi``, reading ``arity``
+    rows each (``arg_rows[args : args + (hi - lo) * arity]``: every node's first input,
+    then every node's second...); linear nodes are also numbered among all linear nodes,
+    from ``lin``."""
 
     pos: int
     op: str
@@ -125,8 +130,8 @@ class NasBenchNLPCellBatch(CellBatch):
                 continue
             members = nodes[start : r + 1]
             arity = max(len(specs[j2][n2][1]) for _, _, j2, n2 in members)
-            group = _Group(k, op, self.first_node + start, self.first_node + r + 1, arity, 0, 0)
-            self.groups.append(group._replace(args=len(arg_rows), lin=len(lin_mk)))
+            lo, hi = self.first_node + start, self.first_node + r + 1
+            self.groups.append(_Group(k, op, lo, hi, arity, len(arg_rows), len(lin_mk)))
             # slot-major: the first inputs of all the group's nodes, then their second...
             reads = [specs[j2][n2][1] for _, _, j2, n2 in members]
             for i in range(arity):
@@ -145,7 +150,12 @@ class NasBenchNLPCellBatch(CellBatch):
         self.register_buffer("rep_rows", torch.tensor(rep_rows, dtype=torch.long), persistent=False)
         self.register_buffer("lin_mk", torch.tensor(lin_mk, dtype=torch.long), persistent=False)
         self.register_buffer("slot_pos", torch.tensor(slot_pos, dtype=torch.long), persistent=False)
-        lin_rows = [r for g in self.groups if g.op == "linear" for r in range(g.lo, g.hi)]
+        lin = [g for g in self.groups if g.op == "linear"]
+        entries = [e for g in lin for e in range(g.args, g.args + (g.hi - g.lo) * g.arity)]
+        self.register_buffer(
+            "lin_entries", torch.tensor(entries, dtype=torch.long), persistent=False
+        )
+        lin_rows = [r for g in lin for r in range(g.lo, g.hi)]
         self.register_buffer("lin_rows", torch.tensor(lin_rows, dtype=torch.long), persistent=False)
         self.register_buffer("out_rows", out_rows.reshape(-1), persistent=False)
         self.register_buffer("from_x", w_x_mask[..., None, None], persistent=False)
@@ -167,28 +177,48 @@ class NasBenchNLPCellBatch(CellBatch):
         self.w_x = draw(_MAX_IN, input_size, hidden_size)
         self.w_h = draw(_MAX_IN, hidden_size, hidden_size)
 
-    def _positions(self) -> list[tuple[torch.Tensor, list[tuple[Any, ...]]]]:
-        """Per position: the input rows of its groups, one after the other, and per group
-        ``(group, span, rows, rep, swap)``: where its inputs sit among the position's, its
-        input rows, its node rows once per input, a product's input rows swapped. Computed
-        once per device of the buffers."""
+    def _positions(self) -> list[_Position]:
+        """Per position: where its groups' inputs sit among all groups' (``arg_rows``), one
+        after the other, and its groups (without a forward pass's tensors). Computed once
+        per device of the buffers."""
         if self._index_plan[0] is not self.arg_rows:  # built, or moved since
-            positions = []
+            positions, lin_at = [], 0
             for _, grouped in itertools.groupby(self.groups, key=lambda g: g.pos):
                 groups = list(grouped)
-                first, entries = groups[0].args, []
+                first, plans = groups[0].args, []
                 for g in groups:
-                    n = g.hi - g.lo
-                    at = slice(g.args, g.args + n * g.arity)
-                    rows = self.arg_rows[at]
-                    swap = (
-                        rows.view(2, n).flip(0).reshape(-1) if g.op == "elementwise_prod" else None
-                    )
+                    n, at = g.hi - g.lo, slice(g.args, g.args + (g.hi - g.lo) * g.arity)
+                    rows, lin, swap = self.arg_rows[at], None, None
+                    if g.op == "elementwise_prod":
+                        swap = rows.view(2, n).flip(0).reshape(-1)
+                    elif g.op == "linear":
+                        lin = slice(lin_at, lin_at + n * g.arity)
+                        lin_at = lin.stop
                     span = slice(at.start - first, at.stop - first)
-                    entries.append((g, span, rows, self.rep_rows[at], swap))
-                positions.append((self.arg_rows[first : at.stop], entries))
+                    plans.append(_Plan(g, span, rows, self.rep_rows[at], lin, swap, None, None))
+                at = slice(first, at.stop)
+                positions.append(_Position(at, self.arg_rows[at], plans))
             self._index_plan = (self.arg_rows, positions)
         return self._index_plan[1]
+
+    def plan(self, x_parts: torch.Tensor, w_h: torch.Tensor) -> list[_Position]:
+        """The positions and groups with a forward pass's linear weights (``w_h``, masked)
+        and x parts (``[T, M, L, B, H]``)."""
+        steps, batch, hsz = x_parts.size(0), x_parts.size(3), self.hidden_size
+        xp = x_parts.reshape(steps, -1, batch, hsz).index_select(1, self.lin_mk)  # [T, N, B, H]
+        w_lin = w_h.reshape(-1, _MAX_IN, hsz, hsz).index_select(0, self.lin_mk)  # [N, 3, H, H]
+        plan = []
+        for pos in self._positions():
+            plans = []
+            for p in pos.groups:
+                g, mat, xpg = p.group, None, None
+                if g.op == "linear":
+                    n = g.hi - g.lo
+                    mat = w_lin[g.lin : g.lin + n, : g.arity].transpose(0, 1).reshape(-1, hsz, hsz)
+                    xpg = xp[:, g.lin : g.lin + n]
+                plans.append(_Plan(g, p.span, p.idx, p.rep, p.lin, p.swap, mat, xpg))
+            plan.append(_Position(pos.at, pos.idx, plans))
+        return plan
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         # x parts and biases of every node, all steps at once: [T, M, L, B, H]
@@ -202,44 +232,28 @@ class NasBenchNLPCellBatch(CellBatch):
 
 
 class _Plan(NamedTuple):
-    """A group's tensors for one forward pass: where its inputs sit among its position's
-    (``span``), its input rows ``idx`` and its node rows repeated once per input ``rep``
-    (slot-major); a linear group's matrices ``mat`` (one per slot and node) and x parts
-    ``xp`` ``[T, n, B, H]``; a product's input rows swapped."""
+    """A group in a forward pass: where its inputs sit among its position's (``span``), its
+    input rows ``idx`` and its node rows once per input ``rep`` (slot-major); a linear
+    group's place among all linear groups' inputs ``lin``, its matrices ``mat`` (one per slot
+    and node) and x parts ``xp`` ``[T, n, B, H]``; a product's input rows swapped."""
 
     group: _Group
     span: slice
     idx: torch.Tensor
     rep: torch.Tensor
+    lin: slice | None
+    swap: torch.Tensor | None
     mat: torch.Tensor | None
     xp: torch.Tensor | None
-    swap: torch.Tensor | None
 
 
 class _Position(NamedTuple):
-    """The groups of one position: their input rows, one after the other (one gather and
-    one scatter serve them all), and the groups."""
+    """The groups of one position: where their inputs sit among all groups', their input
+    rows (one gather and one scatter serve them all), and the groups."""
 
+    at: slice
     idx: torch.Tensor
     groups: list[_Plan]
-
-
-def _plan(cells: NasBenchNLPCellBatch, x_parts: torch.Tensor, w_h: torch.Tensor) -> list[_Position]:
-    steps, batch, hsz = x_parts.size(0), x_parts.size(3), cells.hidden_size
-    xp = x_parts.reshape(steps, -1, batch, hsz).index_select(1, cells.lin_mk)  # [T, N, B, H]
-    w_lin = w_h.reshape(-1, _MAX_IN, hsz, hsz).index_select(0, cells.lin_mk)  # [N, 3, H, H]
-    plan = []
-    for idx, groups in cells._positions():
-        plans = []
-        for g, span, g_idx, rep, swap in groups:
-            mat = xpg = None
-            if g.op == "linear":
-                n = g.hi - g.lo
-                mat = w_lin[g.lin : g.lin + n, : g.arity].transpose(0, 1).reshape(-1, hsz, hsz)
-                xpg = xp[:, g.lin : g.lin + n]
-            plans.append(_Plan(g, span, g_idx, rep, mat, xpg, swap))
-        plan.append(_Position(idx, plans))
-    return plan
 
 
 def _unroll(
@@ -255,7 +269,7 @@ def _unroll(
     steps, m, batch = inputs.shape[:3]
     hsz = cells.hidden_size
     rows = cells.groups[-1].hi
-    plan = _plan(cells, x_parts, w_h)
+    plan = cells.plan(x_parts, w_h)
     reads_x = inputs.size(-1) == hsz
     if graph:
         tables = [inputs.new_zeros(rows, batch, hsz) for _ in range(steps)]
@@ -269,20 +283,23 @@ def _unroll(
             table[:, 1 : 1 + m] = inputs
         tables = list(table.unbind(0))
     state = slice(1 + m, cells.first_node)
-    lin_args = []  # per step and linear group: its gathered inputs (weight gradients)
+    # every group's inputs, gathered per step (the weight gradients read the linear ones)
+    args = None if graph else inputs.new_empty(steps, cells.arg_rows.numel(), batch, hsz)
     for t, v in enumerate(tables):
         if t and graph:
             v[state] = tables[t - 1].index_select(0, cells.out_rows)
         elif t:
             torch.index_select(tables[t - 1], 0, cells.out_rows, out=v[state])
         for pos in plan:
-            gathered = v.index_select(0, pos.idx)
-            for g, span, _, _, mat, xp, _ in pos.groups:
+            if graph:
+                gathered = v.index_select(0, pos.idx)
+            else:
+                gathered = torch.index_select(v, 0, pos.idx, out=args[t, pos.at])
+            for g, span, _, _, _, _, mat, xp in pos.groups:
                 op, n = g.op, g.hi - g.lo
                 dst = None if graph else v[g.lo : g.hi]
                 a = gathered[span]
                 if op == "linear":
-                    lin_args.append(a)
                     # one product per slot, summed in slot order after the x part (as
                     # autograd sees ``x_part + a_0 @ w_0 + a_1 @ w_1 + ...``)
                     p = torch.bmm(a, mat)
@@ -309,7 +326,7 @@ def _unroll(
     out_rows = cells.out_rows[:m]
     if graph:
         return torch.stack([v.index_select(0, out_rows) for v in tables]), {}
-    saved = {"table": table, "plan": plan, "lin_args": lin_args}
+    saved = {"table": table, "plan": plan, "args": args}
     return table.index_select(1, out_rows), saved
 
 
@@ -344,16 +361,6 @@ class _Unrolled(torch.autograd.Function):
         return (None, *_backward(cells, ctx.saved, grad, w_h, inputs, needs[2]))
 
 
-_BACKWARD_INTO = {  # activation: (output gradient, output, into) -> input gradient
-    "activation_tanh": torch.ops.aten.tanh_backward.grad_input,
-    "activation_sigm": torch.ops.aten.sigmoid_backward.grad_input,
-    # the output has the input's sign, so it tells which slope applied
-    "activation_leaky_relu": lambda g, y, grad_input: torch.ops.aten.leaky_relu_backward.grad_input(
-        g, y, _SLOPE, True, grad_input=grad_input
-    ),
-}
-
-
 def _backward(
     cells: NasBenchNLPCellBatch,
     saved: dict[str, Any],
@@ -372,10 +379,9 @@ def _backward(
     # x reaches the outputs through the x parts (the caller's autograd) and, when it is of
     # the hidden size, through the nodes that read it directly
     g_x = grad.new_empty(steps, m, batch, hsz) if input_grad and inputs.size(-1) == hsz else None
-    g_lin_out = []  # per step (last first) and linear group (last first): its output gradient
+    g_lin = grad.new_empty(steps, cells.lin_entries.numel(), batch, hsz)  # linear outputs'
     buffers = [torch.empty_like(table[0]), torch.empty_like(table[0])]
-    # per position, its inputs' gradients, each group's in its span
-    into = [grad.new_empty(pos.idx.numel(), batch, hsz) for pos in plan]
+    into = grad.new_empty(cells.arg_rows.numel(), batch, hsz)  # every group's inputs'
     for t in reversed(range(steps)):
         g, later, v = buffers[t % 2], buffers[(t + 1) % 2], table[t]
         g.zero_()
@@ -387,15 +393,15 @@ def _backward(
             g.index_copy_(0, cells.out_rows, later[state])
         if t:
             g[first_state : first_state + m] = grad[t - 1]
-        for pos, ga in zip(reversed(plan), reversed(into), strict=True):
-            for grp, span, idx, rep, mat, _, swap in reversed(pos.groups):
+        for pos in reversed(plan):
+            ga = into[pos.at]
+            for grp, span, idx, rep, lin, swap, mat, _ in pos.groups:
                 op, out = grp.op, ga[span]
                 if op == "linear":
-                    gy = g.index_select(0, rep)
-                    g_lin_out.append(gy)
+                    gy = torch.index_select(g, 0, rep, out=g_lin[t, lin])
                     torch.bmm(gy, mat.transpose(1, 2), out=out)
                 elif op in ACTIVATION_OPS:
-                    _BACKWARD_INTO[op](g[grp.lo : grp.hi], v[grp.lo : grp.hi], grad_input=out)
+                    _BACKWARD[op](g[grp.lo : grp.hi], v[grp.lo : grp.hi], grad_input=out)
                 elif op == "elementwise_sum":
                     torch.index_select(g, 0, rep, out=out)
                 elif op == "elementwise_prod":
@@ -412,14 +418,15 @@ def _backward(
             g_x[t] = g[1 : 1 + m]
     # every (step, linear node, slot) weight gradient in one product; then each weight's
     # sum over the steps from the last to the first
-    g_lin = w_h.new_zeros(cells.lin_mk.numel() * _MAX_IN, hsz, hsz)
-    if saved["lin_args"]:
-        a = torch.cat(saved["lin_args"]).transpose(1, 2)
-        per_step = torch.bmm(a, torch.cat(g_lin_out[::-1])).view(steps, -1, hsz, hsz)
+    g_w = w_h.new_zeros(cells.lin_mk.numel() * _MAX_IN, hsz, hsz)
+    if cells.lin_entries.numel():
+        a = saved["args"].index_select(1, cells.lin_entries).view(-1, batch, hsz)
+        per_step = torch.bmm(a.transpose(1, 2), g_lin.view(-1, batch, hsz))
+        per_step = per_step.view(steps, -1, hsz, hsz)
         total = per_step[-1]
         for t in reversed(range(steps - 1)):
             total = total + per_step[t]
-        g_lin.index_copy_(0, cells.slot_pos, total)
+        g_w.index_copy_(0, cells.slot_pos, total)
     g_wh = w_h.new_zeros(w_h.shape).view(-1, _MAX_IN * hsz, hsz)
-    g_wh.index_copy_(0, cells.lin_mk, g_lin.view(-1, _MAX_IN * hsz, hsz))
+    g_wh.index_copy_(0, cells.lin_mk, g_w.view(-1, _MAX_IN * hsz, hsz))
     return g_xp.view(steps, m, -1, batch, hsz), g_wh.view_as(w_h), g_x
