@@ -27,16 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evo_nas.config import Component, construct
-from search_spaces import SearchSpace
-from surrogates.spd import PetriDishSurrogate
+import evo_nas
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the last revision whose NAS-Bench-NLP cell batch ran on plain autograd
 BASELINE = "8b33993"
 
 
-def baseline_space(space: SearchSpace, revision: str) -> SearchSpace:
+def baseline_space(space: evo_nas.SearchSpace, revision: str) -> evo_nas.SearchSpace:
     """``space`` whose cell batches are the baseline revision's."""
     source = subprocess.run(
         ["git", "show", f"{revision}:search_spaces/nasbench_nlp_batch.py"],
@@ -44,16 +42,16 @@ def baseline_space(space: SearchSpace, revision: str) -> SearchSpace:
     ).stdout  # fmt: skip
     module = types.ModuleType("baseline_nasbench_nlp_batch")
     exec(compile(source, f"{revision}:nasbench_nlp_batch.py", "exec"), module.__dict__)
-    old = construct("space", Component(name="nasbench_nlp"))
+    old = evo_nas.build("space", "nasbench_nlp")
     old.build_cell_batch = lambda genotypes, input_size, hidden_size, seed=None: (
         module.NasBenchNLPCellBatch(genotypes, input_size, hidden_size, seed=seed)
     )
     return old
 
 
-def records(space: SearchSpace, cells: list, options: dict) -> tuple[np.ndarray, float]:
+def records(space: evo_nas.SearchSpace, cells: list, options: dict) -> tuple[np.ndarray, float]:
     """The default dishes' records of ``cells`` from a fresh surrogate, and the seconds."""
-    spd = PetriDishSurrogate(space, seed=0, device="cpu", **options)
+    spd = evo_nas.build("surrogate", "spd", {"device": "cpu", **options}, space=space, seed=0)
     t0 = time.perf_counter()
     out = spd.features(cells)
     return out, time.perf_counter() - t0
@@ -68,9 +66,9 @@ def main() -> None:
     p.add_argument("--baseline", default=BASELINE, help=f"git revision (default {BASELINE})")
     p.add_argument("--seed", type=int, default=0, help="which cells")
     args = p.parse_args()
-    space = construct("space", Component(name="nasbench_nlp"))
+    space = evo_nas.build("space", "nasbench_nlp")
     old_space = baseline_space(space, args.baseline)
-    gt = construct("ground_truth", Component(name="nasbench_nlp"), space=space)
+    gt = evo_nas.build("ground_truth", "nasbench_nlp", space=space)
     every = gt.genotypes()
     pick = np.random.default_rng(args.seed).choice(len(every), args.cells, replace=False)
     cells = [every[i] for i in pick]

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from surrogate_helpers import motifs
+from surrogate_helpers import motifs, petri_dish
 
 from search_spaces import get_space
 from search_spaces.nasbench_nlp_batch import NasBenchNLPCellBatch
 from search_spaces.nasbench_nlp_graph import output_index, topological_order
-from surrogates.spd import PetriDishSurrogate
 
 _UNARY = {
     "activation_tanh": torch.tanh,
@@ -122,7 +121,7 @@ def test_outputs_and_gradients_are_autograds_to_the_bit(space):
 def test_the_dish_records_the_autograd_formulations_numbers(space, monkeypatch):
     genotypes = cells(space, 10)
     options = dict(device="cpu", inner_steps=4)
-    new = PetriDishSurrogate(space, seed=0, **options).features(genotypes)
+    new = petri_dish(space, seed=0, **options).features(genotypes)
     build = space.build_cell_batch
 
     def autograd_batch(gs, input_size, hidden_size, seed=None):
@@ -131,7 +130,7 @@ def test_the_dish_records_the_autograd_formulations_numbers(space, monkeypatch):
         return batch
 
     monkeypatch.setattr(space, "build_cell_batch", autograd_batch)
-    old = PetriDishSurrogate(space, seed=0, **options).features(genotypes)
+    old = petri_dish(space, seed=0, **options).features(genotypes)
     np.testing.assert_array_equal(new, old)
 
 
