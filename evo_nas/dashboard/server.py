@@ -235,26 +235,28 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_json(feed.payload(epoch, known or 0))
 
-    def cell(self, query: dict[str, list[str]], run_id: int, index: int) -> None:
+    def _evaluation(self, run_id: int, index: int) -> tuple[Any, Any, Any] | None:
+        """The run's feed, its row ``index`` and genotype; None when answered with an error."""
         feed = self._feed(run_id)
         if feed is None:
-            return
+            return None
         found = feed.genotype(index)
         if found is None:
             self.send_error_json(HTTPStatus.NOT_FOUND, f"no evaluation {index} in this run")
-            return
-        row, genotype = found
-        self.send_json({"row": row, "genotype": genotype})
+            return None
+        return feed, *found
+
+    def cell(self, query: dict[str, list[str]], run_id: int, index: int) -> None:
+        found = self._evaluation(run_id, index)
+        if found is not None:
+            _, row, genotype = found
+            self.send_json({"row": row, "genotype": genotype})
 
     def cell_png(self, query: dict[str, list[str]], run_id: int, index: int) -> None:
-        feed = self._feed(run_id)
-        if feed is None:
-            return
-        found = feed.genotype(index)
+        found = self._evaluation(run_id, index)
         if found is None:
-            self.send_error_json(HTTPStatus.NOT_FOUND, f"no evaluation {index} in this run")
             return
-        row, genotype = found
+        feed, row, genotype = found
         title = f"evaluation {index}: objective {format_objective(row['o'] or float('inf'))}"
         try:
             png = self.server.cell_png(run_id, feed, index, genotype, title)
