@@ -141,18 +141,7 @@ def run_search_comparison(
 
     out = Path(cfg.output_dir) / cfg.name
     configs = {(m.label, s): run_config(cfg, base, m, s) for m in cfg.methods for s in cfg.seeds}
-    first = None
-    for (label, _), c in configs.items():  # validate everything before running anything
-        try:
-            parsed = parse_config(c, base_dir)
-            for section in ("space", "ground_truth", "surrogate"):
-                comp = getattr(parsed, section)
-                if comp is not None:
-                    validated_options(section, comp)
-        except ConfigError as e:
-            raise ConfigError(f"methods[{label}]: {e}") from None
-        first = first or parsed
-    targets = _targets(cfg, first)
+    targets = _targets(cfg, _checked(configs, base_dir))
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(configs), desc="searches", disable=not progress)
     jobs = (delayed(_run_one)(c, base_dir) for c in configs.values())
@@ -164,27 +153,8 @@ def run_search_comparison(
     for (label, seed), c in configs.items():
         curve = best_so_far(Path(c["output_dir"]) / c["name"])
         curves.setdefault(label, []).append(curve)
-        rows.append(
-            {
-                "method": label,
-                "seed": seed,
-                "final_best": float(curve[-1]) if curve.size else math.inf,
-                "evaluations": int(curve.size),
-                **{
-                    f"evals_to_{name}": evaluations_to_reach(curve, value)
-                    for name, value in targets.items()
-                },
-                "surrogate_s": round(surrogate_costs(Path(c["output_dir"]) / c["name"])[0], 2),
-            }
-        )
-    cols = [
-        "method",
-        "seed",
-        "final_best",
-        "evaluations",
-        *(f"evals_to_{name}" for name in targets),
-        "surrogate_s",
-    ]
+        rows.append(_result_row(label, seed, curve, targets, Path(c["output_dir"]) / c["name"]))
+    cols = list(rows[0]) if rows else []
     csv_lines = [",".join(cols)] + [
         ",".join("" if r[c] is None else str(r[c]) for c in cols) for r in rows
     ]
@@ -198,13 +168,47 @@ def run_search_comparison(
     return out
 
 
-def _targets(cfg: SearchCompareConfig, first: SearchConfig | None) -> dict[str, float]:
+def _checked(configs: dict[tuple[str, int], dict[str, Any]], base_dir: Path) -> SearchConfig:
+    """Validate every search's config (and its components' options) before running any;
+    the first one parsed (every method shares its space and ground truth)."""
+    first = None
+    for (label, _), c in configs.items():
+        try:
+            parsed = parse_config(c, base_dir)
+            for section in ("space", "ground_truth", "surrogate"):
+                comp = getattr(parsed, section)
+                if comp is not None:
+                    validated_options(section, comp)
+        except ConfigError as e:
+            raise ConfigError(f"methods[{label}]: {e}") from None
+        first = first or parsed
+    assert first is not None  # methods and seeds are never empty
+    return first
+
+
+def _result_row(
+    label: str, seed: int, curve: np.ndarray, targets: dict[str, float], run_dir: Path
+) -> dict[str, Any]:
+    """One search's line of results.csv: its final best, evaluations, evaluations to each
+    target (None: never reached) and the surrogate's seconds."""
+    return {
+        "method": label,
+        "seed": seed,
+        "final_best": float(curve[-1]) if curve.size else math.inf,
+        "evaluations": int(curve.size),
+        **{
+            f"evals_to_{name}": evaluations_to_reach(curve, value)
+            for name, value in targets.items()
+        },
+        "surrogate_s": round(surrogate_costs(run_dir)[0], 2),
+    }
+
+
+def _targets(cfg: SearchCompareConfig, first: SearchConfig) -> dict[str, float]:
     """Name -> objective to reach: ``target`` when given, else each quantile of the table's
     finite objectives (``best_0.1pct``, ``best_1pct``, ...; none without a table)."""
     if cfg.target is not None:
         return {"target": cfg.target}
-    if first is None:
-        return {}
     space = build_space(first)
     gt = build_ground_truth(first, space)
     try:
