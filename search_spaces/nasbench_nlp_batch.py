@@ -45,6 +45,8 @@ from search_spaces.nasbench_nlp_graph import (
 )
 
 _MAX_IN = 3
+#: a motif's nodes: name -> (op, input names)
+_Specs = dict[str, tuple[str, tuple[str, ...]]]
 _SLOPE = 0.01  # leaky ReLU
 #: activation: ``(output gradient, output, grad_input=into)``, autograd's input gradient
 _BACKWARD = {
@@ -90,8 +92,7 @@ class NasBenchNLPCellBatch(CellBatch):
         super().__init__(len(genotypes), input_size, hidden_size)
         m = len(genotypes)
         orders = [topological_order(g) for g in genotypes]
-        length = max(len(o) for o in orders)
-        self.length = length
+        self.length = max(len(o) for o in orders)
         states = max(state_size(g) for g in genotypes)
         # table rows: 0 zeros, 1 + j motif j's x, 1 + m + i * m + j its h_prev_i, then nodes
         self.first_node = 1 + m + states * m
@@ -99,20 +100,53 @@ class NasBenchNLPCellBatch(CellBatch):
         nodes = sorted(
             (k, specs[j][n][0], j, n) for j, order in enumerate(orders) for k, n in enumerate(order)
         )
+        out_rows, w_x_mask, w_h_mask = self._group_nodes(nodes, specs, states)
+        lin = [g for g in self.groups if g.op == "linear"]
+        entries = [e for g in lin for e in range(g.args, g.args + (g.hi - g.lo) * g.arity)]
+        self.register_buffer(
+            "lin_entries", torch.tensor(entries, dtype=torch.long), persistent=False
+        )
+        lin_rows = [r for g in lin for r in range(g.lo, g.hi)]
+        self.register_buffer("lin_rows", torch.tensor(lin_rows, dtype=torch.long), persistent=False)
+        self.register_buffer("out_rows", out_rows.reshape(-1), persistent=False)
+        self.register_buffer("from_x", w_x_mask[..., None, None], persistent=False)
+        self.register_buffer("from_h", w_h_mask[..., None, None], persistent=False)
+        self._index_plan: tuple[torch.Tensor | None, list] = (None, [])
+        self._draw_weights(seed)
+
+    def _input_row(
+        self,
+        specs: list[_Specs],
+        row: dict[tuple[int, str], int],
+        states: int,
+        j: int,
+        name: str,
+        node: str,
+    ) -> int:
+        """The table row from which node ``node`` of motif ``j`` reads its input ``name``
+        (``row``: every node's own row)."""
+        m = self.num_motifs
+        if name == "x":
+            if specs[j][node][0] == "linear":
+                return 0  # read through the node's x part: zeros in its h-slot
+            if self.input_size != self.hidden_size:
+                raise ValueError(f"node '{node}' reads x directly: needs input = hidden size")
+            return 1 + j
+        i = prev_index(name)
+        if i is None:
+            return row[j, name]
+        return 1 + m + i * m + j if i < states else 0
+
+    def _group_nodes(
+        self, nodes: list[tuple[int, str, int, str]], specs: list[_Specs], states: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Groups the ``nodes`` (``(position, op, motif, name)``, sorted) into ``self.groups``
+        and registers the rows the groups read (``arg_rows``) and write (``rep_rows``) and
+        where their linear weights sit; returns every motif's output rows ``[S, M]`` and which
+        linear slots read ``x`` and which a state or node (masks ``[M, L, 3]``)."""
+        m, length = self.num_motifs, self.length
         row = {(j, n): self.first_node + r for r, (_, _, j, n) in enumerate(nodes)}
-
-        def source(j: int, name: str, node: str) -> int:
-            if name == "x":
-                if specs[j][node][0] == "linear":
-                    return 0  # read through the node's x part: zeros in its h-slot
-                if input_size != hidden_size:
-                    raise ValueError(f"node '{node}' reads x directly: needs input = hidden size")
-                return 1 + j
-            i = prev_index(name)
-            if i is None:
-                return row[j, name]
-            return 1 + m + i * m + j if i < states else 0
-
+        source = partial(self._input_row, specs, row, states)
         w_x_mask = torch.zeros(m, length, _MAX_IN)
         w_h_mask = torch.zeros(m, length, _MAX_IN)
         out_rows = torch.zeros(states, m, dtype=torch.long)
@@ -150,17 +184,12 @@ class NasBenchNLPCellBatch(CellBatch):
         self.register_buffer("rep_rows", torch.tensor(rep_rows, dtype=torch.long), persistent=False)
         self.register_buffer("lin_mk", torch.tensor(lin_mk, dtype=torch.long), persistent=False)
         self.register_buffer("slot_pos", torch.tensor(slot_pos, dtype=torch.long), persistent=False)
-        lin = [g for g in self.groups if g.op == "linear"]
-        entries = [e for g in lin for e in range(g.args, g.args + (g.hi - g.lo) * g.arity)]
-        self.register_buffer(
-            "lin_entries", torch.tensor(entries, dtype=torch.long), persistent=False
-        )
-        lin_rows = [r for g in lin for r in range(g.lo, g.hi)]
-        self.register_buffer("lin_rows", torch.tensor(lin_rows, dtype=torch.long), persistent=False)
-        self.register_buffer("out_rows", out_rows.reshape(-1), persistent=False)
-        self.register_buffer("from_x", w_x_mask[..., None, None], persistent=False)
-        self.register_buffer("from_h", w_h_mask[..., None, None], persistent=False)
-        bound = 1.0 / hidden_size**0.5
+        return out_rows, w_x_mask, w_h_mask
+
+    def _draw_weights(self, seed: int | None) -> None:
+        """The parameters ``bias``, ``w_x`` and ``w_h``, uniform in ``±1/sqrt(hidden_size)``."""
+        m, length = self.num_motifs, self.length
+        bound = 1.0 / self.hidden_size**0.5
         # with a seed, position k draws from its own stream: a motif's initial weights must
         # not depend on how long the longest motif of its batch is, or its dish score would
         # change with the motifs it happens to be scored beside
@@ -172,10 +201,9 @@ class NasBenchNLPCellBatch(CellBatch):
             w = (w * 2 - 1) * bound
             return nn.Parameter(w.expand(m, length, *shape).clone())
 
-        self._index_plan: tuple[torch.Tensor | None, list] = (None, [])
-        self.bias = draw(hidden_size)
-        self.w_x = draw(_MAX_IN, input_size, hidden_size)
-        self.w_h = draw(_MAX_IN, hidden_size, hidden_size)
+        self.bias = draw(self.hidden_size)
+        self.w_x = draw(_MAX_IN, self.input_size, self.hidden_size)
+        self.w_h = draw(_MAX_IN, self.hidden_size, self.hidden_size)
 
     def _positions(self) -> list[_Position]:
         """Per position: where its groups' inputs sit among all groups' (``arg_rows``), one
@@ -268,20 +296,8 @@ def _unroll(
     differentiate the computation; otherwise in place into one table for all steps."""
     steps, m, batch = inputs.shape[:3]
     hsz = cells.hidden_size
-    rows = cells.groups[-1].hi
     plan = cells.plan(x_parts, w_h)
-    reads_x = inputs.size(-1) == hsz
-    if graph:
-        tables = [inputs.new_zeros(rows, batch, hsz) for _ in range(steps)]
-        if reads_x:
-            for t, v in enumerate(tables):
-                v[1 : 1 + m] = inputs[t]
-    else:
-        table = inputs.new_empty(steps, rows, batch, hsz)
-        table[:, : cells.first_node].zero_()
-        if reads_x:
-            table[:, 1 : 1 + m] = inputs
-        tables = list(table.unbind(0))
+    tables, table = _tables(cells, inputs, graph)
     state = slice(1 + m, cells.first_node)
     # every group's inputs, gathered per step (the weight gradients read the linear ones)
     args = None if graph else inputs.new_empty(steps, cells.arg_rows.numel(), batch, hsz)
@@ -295,32 +311,10 @@ def _unroll(
                 gathered = v.index_select(0, pos.idx)
             else:
                 gathered = torch.index_select(v, 0, pos.idx, out=args[t, pos.at])
-            for g, span, _, _, _, _, mat, xp in pos.groups:
-                op, n = g.op, g.hi - g.lo
+            for p in pos.groups:
+                g = p.group
                 dst = None if graph else v[g.lo : g.hi]
-                a = gathered[span]
-                if op == "linear":
-                    # one product per slot, summed in slot order after the x part (as
-                    # autograd sees ``x_part + a_0 @ w_0 + a_1 @ w_1 + ...``)
-                    p = torch.bmm(a, mat)
-                    y = xp[t]
-                    for i in range(g.arity):
-                        last = i + 1 == g.arity
-                        y = torch.add(y, p[i * n : (i + 1) * n], out=dst if last else None)
-                elif op == "activation_tanh":
-                    y = torch.tanh(a, out=dst)
-                elif op == "activation_sigm":
-                    y = torch.sigmoid(a, out=dst)
-                elif op == "activation_leaky_relu":
-                    y = F.leaky_relu(a, _SLOPE) if graph else F.leaky_relu_(dst.copy_(a), _SLOPE)
-                elif op == "blend":
-                    y = torch.add(a[:n] * a[n : 2 * n], (1 - a[:n]) * a[2 * n :], out=dst)
-                elif op == "elementwise_prod":
-                    y = torch.mul(a[:n], a[n:], out=dst)
-                elif op == "elementwise_sum":
-                    y = torch.add(a[:n], a[n:], out=dst)
-                else:
-                    raise ValueError(f"unknown op '{op}'")
+                y = _group_values(p, gathered[p.span], t, dst)
                 if graph:
                     v[g.lo : g.hi] = y
     out_rows = cells.out_rows[:m]
@@ -328,6 +322,59 @@ def _unroll(
         return torch.stack([v.index_select(0, out_rows) for v in tables]), {}
     saved = {"table": table, "plan": plan, "args": args}
     return table.index_select(1, out_rows), saved
+
+
+def _tables(
+    cells: NasBenchNLPCellBatch, inputs: torch.Tensor, graph: bool
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Every step's table of values ``[rows, B, H]`` before its nodes are computed: zeros, and
+    ``x`` in its rows where nodes read it directly. With ``graph`` a new tensor per step (and
+    no tensor of all steps); otherwise the steps of one tensor ``[T, rows, B, H]``, which is
+    returned too."""
+    steps, m, batch = inputs.shape[:3]
+    hsz = cells.hidden_size
+    rows = cells.groups[-1].hi
+    reads_x = inputs.size(-1) == hsz
+    if graph:
+        tables = [inputs.new_zeros(rows, batch, hsz) for _ in range(steps)]
+        if reads_x:
+            for t, v in enumerate(tables):
+                v[1 : 1 + m] = inputs[t]
+        return tables, None
+    table = inputs.new_empty(steps, rows, batch, hsz)
+    table[:, : cells.first_node].zero_()
+    if reads_x:
+        table[:, 1 : 1 + m] = inputs
+    return list(table.unbind(0)), table
+
+
+def _group_values(p: _Plan, a: torch.Tensor, t: int, dst: torch.Tensor | None) -> torch.Tensor:
+    """A group's values at step ``t`` from its inputs ``a`` (slot-major): written into
+    ``dst`` when given, otherwise a new tensor (for autograd)."""
+    g = p.group
+    op, n = g.op, g.hi - g.lo
+    if op == "linear":
+        # one product per slot, summed in slot order after the x part (as autograd sees
+        # ``x_part + a_0 @ w_0 + a_1 @ w_1 + ...``)
+        prods = torch.bmm(a, p.mat)
+        y = p.xp[t]
+        for i in range(g.arity):
+            last = i + 1 == g.arity
+            y = torch.add(y, prods[i * n : (i + 1) * n], out=dst if last else None)
+        return y
+    if op == "activation_tanh":
+        return torch.tanh(a, out=dst)
+    if op == "activation_sigm":
+        return torch.sigmoid(a, out=dst)
+    if op == "activation_leaky_relu":
+        return F.leaky_relu(a, _SLOPE) if dst is None else F.leaky_relu_(dst.copy_(a), _SLOPE)
+    if op == "blend":
+        return torch.add(a[:n] * a[n : 2 * n], (1 - a[:n]) * a[2 * n :], out=dst)
+    if op == "elementwise_prod":
+        return torch.mul(a[:n], a[n:], out=dst)
+    if op == "elementwise_sum":
+        return torch.add(a[:n], a[n:], out=dst)
+    raise ValueError(f"unknown op '{op}'")
 
 
 class _Unrolled(torch.autograd.Function):
@@ -394,33 +441,53 @@ def _backward(
         if t:
             g[first_state : first_state + m] = grad[t - 1]
         for pos in reversed(plan):
-            ga = into[pos.at]
-            for grp, span, idx, rep, lin, swap, mat, _ in pos.groups:
-                op, out = grp.op, ga[span]
-                if op == "linear":
-                    gy = torch.index_select(g, 0, rep, out=g_lin[t, lin])
-                    torch.bmm(gy, mat.transpose(1, 2), out=out)
-                elif op in ACTIVATION_OPS:
-                    _BACKWARD[op](g[grp.lo : grp.hi], v[grp.lo : grp.hi], grad_input=out)
-                elif op == "elementwise_sum":
-                    torch.index_select(g, 0, rep, out=out)
-                elif op == "elementwise_prod":
-                    torch.mul(g.index_select(0, rep), v.index_select(0, swap), out=out)
-                else:  # blend: a * b + (1 - a) * c
-                    gy = g[grp.lo : grp.hi]
-                    a, b, c = v.index_select(0, idx).view(3, -1, batch, hsz).unbind(0)
-                    torch.cat([gy * b - gy * c, gy * a, gy * (1 - a)], out=out)
-            # the position's groups read rows of other motifs each: one scatter for all
-            g.index_add_(0, pos.idx, ga)
+            _position_backward(pos, g, v, into[pos.at], g_lin[t])
         if cells.lin_mk.numel():
             g_xp[t].index_copy_(0, cells.lin_mk, g.index_select(0, cells.lin_rows))
         if g_x is not None:
             g_x[t] = g[1 : 1 + m]
-    # every (step, linear node, slot) weight gradient in one product; then each weight's
-    # sum over the steps from the last to the first
+    g_wh = _weight_grad(cells, saved["args"], g_lin, w_h)
+    return g_xp.view(steps, m, -1, batch, hsz), g_wh, g_x
+
+
+def _position_backward(
+    pos: _Position, g: torch.Tensor, v: torch.Tensor, ga: torch.Tensor, g_lin: torch.Tensor
+) -> None:
+    """Adds to the value gradients ``g`` of a step what its position ``pos`` passes back to
+    its groups' inputs, computed in ``ga`` (the position's part of every group's inputs'),
+    from the step's values ``v``; the linear groups' output gradients go into ``g_lin`` (the
+    step's part) for the weight gradients."""
+    batch, hsz = v.shape[1:]
+    for grp, span, idx, rep, lin, swap, mat, _ in pos.groups:
+        op, out = grp.op, ga[span]
+        if op == "linear":
+            gy = torch.index_select(g, 0, rep, out=g_lin[lin])
+            torch.bmm(gy, mat.transpose(1, 2), out=out)
+        elif op in ACTIVATION_OPS:
+            _BACKWARD[op](g[grp.lo : grp.hi], v[grp.lo : grp.hi], grad_input=out)
+        elif op == "elementwise_sum":
+            torch.index_select(g, 0, rep, out=out)
+        elif op == "elementwise_prod":
+            torch.mul(g.index_select(0, rep), v.index_select(0, swap), out=out)
+        else:  # blend: a * b + (1 - a) * c
+            gy = g[grp.lo : grp.hi]
+            a, b, c = v.index_select(0, idx).view(3, -1, batch, hsz).unbind(0)
+            torch.cat([gy * b - gy * c, gy * a, gy * (1 - a)], out=out)
+    # the position's groups read rows of other motifs each: one scatter for all
+    g.index_add_(0, pos.idx, ga)
+
+
+def _weight_grad(
+    cells: NasBenchNLPCellBatch, args: torch.Tensor, g_lin: torch.Tensor, w_h: torch.Tensor
+) -> torch.Tensor:
+    """The gradient of ``w_h`` from every step's inputs of the groups (``args``) and output
+    gradients of the linear groups (``g_lin``): every (step, linear node, slot) weight
+    gradient in one product; then each weight's sum over the steps from the last to the
+    first."""
+    steps, _, batch, hsz = g_lin.shape
     g_w = w_h.new_zeros(cells.lin_mk.numel() * _MAX_IN, hsz, hsz)
     if cells.lin_entries.numel():
-        a = saved["args"].index_select(1, cells.lin_entries).view(-1, batch, hsz)
+        a = args.index_select(1, cells.lin_entries).view(-1, batch, hsz)
         per_step = torch.bmm(a.transpose(1, 2), g_lin.view(-1, batch, hsz))
         per_step = per_step.view(steps, -1, hsz, hsz)
         total = per_step[-1]
@@ -429,4 +496,4 @@ def _backward(
         g_w.index_copy_(0, cells.slot_pos, total)
     g_wh = w_h.new_zeros(w_h.shape).view(-1, _MAX_IN * hsz, hsz)
     g_wh.index_copy_(0, cells.lin_mk, g_w.view(-1, _MAX_IN * hsz, hsz))
-    return g_xp.view(steps, m, -1, batch, hsz), g_wh.view_as(w_h), g_x
+    return g_wh.view_as(w_h)

@@ -267,31 +267,12 @@ class RunFeed:
             self._damaged(line, f"a {event.get('event')!r} event without a usable {e}")
 
     def _event(self, e: dict[str, Any]) -> None:
+        """One event of ``events.jsonl`` taken into the feed; a missing or unusable field
+        raises (:meth:`_take` counts the line as damaged)."""
         kind = e.get("event")
         t = _number(e.get("elapsed_s")) or 0.0
         if kind == "evaluation":
-            index = int(e["index"])
-            objective = _number(e["objective"])
-            row = {
-                "i": index,
-                "k": str(e["key"]),
-                "o": objective,
-                "s": str(e["status"]),
-                "c": _number(e.get("cost_s")),
-                "p": str(e.get("phase")),
-                "r": int(e.get("round") or 0),
-                "pr": _number(e.get("predicted")),
-                "t": t,
-                "m": str(e.get("message") or ""),
-            }
-            self.rows.append(row)
-            self.by_index[index] = row
-            self.genotypes[index] = e.get("genotype")
-            if objective is not None and objective < self.best:
-                self.best = objective
-                self.steps.append((index, t, objective))
-            if self.screen is not None:
-                self.screen = None  # the ground truth answered: a screening before it is over
+            self._evaluation(e, t)
         elif kind == "fit":
             fit = {
                 "round": int(e["round"]),
@@ -323,12 +304,43 @@ class RunFeed:
         elif kind == "resume":
             self.finished = None
         if kind in _NOTABLE:
-            try:
-                text = _NOTABLE[kind].format(**e)
-            except (KeyError, IndexError):
-                text = str(kind)
-            self.log = (self.log + [{"t": t, "event": kind, "text": text}])[-MAX_LOG:]
+            self._log_notable(kind, e, t)
         self.elapsed = max(self.elapsed, t)
+
+    def _evaluation(self, e: dict[str, Any], t: float) -> None:
+        """An ``evaluation`` event at ``t`` s: its row (the table's, and by its index), its
+        genotype, a step of the best objective when it beats it; it ends a screening."""
+        index = int(e["index"])
+        objective = _number(e["objective"])
+        row = {
+            "i": index,
+            "k": str(e["key"]),
+            "o": objective,
+            "s": str(e["status"]),
+            "c": _number(e.get("cost_s")),
+            "p": str(e.get("phase")),
+            "r": int(e.get("round") or 0),
+            "pr": _number(e.get("predicted")),
+            "t": t,
+            "m": str(e.get("message") or ""),
+        }
+        self.rows.append(row)
+        self.by_index[index] = row
+        self.genotypes[index] = e.get("genotype")
+        if objective is not None and objective < self.best:
+            self.best = objective
+            self.steps.append((index, t, objective))
+        if self.screen is not None:
+            self.screen = None  # the ground truth answered: a screening before it is over
+
+    def _log_notable(self, kind: str, e: dict[str, Any], t: float) -> None:
+        """An entry of the run's log (the last ``MAX_LOG``) for a notable event at ``t`` s,
+        its kind's text filled from the event, or the bare kind where a field is missing."""
+        try:
+            text = _NOTABLE[kind].format(**e)
+        except (KeyError, IndexError):
+            text = str(kind)
+        self.log = (self.log + [{"t": t, "event": kind, "text": text}])[-MAX_LOG:]
 
     def _read_checkpoint(self) -> bool:
         path = self.path / "checkpoint.json"
