@@ -114,6 +114,16 @@ def test_oracle_scores_one_and_reversed_minus_one(tmp_path, demo_table, oracle):
         assert (out / "plots" / name).stat().st_size > 5000
 
 
+def test_size_zero_ranks_unfitted_with_the_surrogates_that_can(tmp_path, demo_table, oracle):
+    path = _predict_config(tmp_path, demo_table, sizes=[0, 5])
+    out = run_predict_comparison(load_predict_config(path), False)
+    with (out / "results.csv").open() as fh:
+        rows = [(r["surrogate"], int(r["size"])) for r in csv.DictReader(fh)]
+    # the oracle needs a fit (it does not rank unfitted); the random floor ranks at N = 0
+    assert sorted(set(rows)) == [("oracle", 5), ("random", 0), ("random", 5), ("reversed", 5)]
+    assert all(len(f) == 5 for f in Oracle.fits)  # no fit on an empty training set
+
+
 def test_training_sets_are_prefixes_and_disjoint_from_test(tmp_path, demo_table, oracle):
     run_predict_comparison(load_predict_config(_predict_config(tmp_path, demo_table)), False)
     with (tmp_path / "out/cmp/test_set.csv").open() as fh:

@@ -295,9 +295,10 @@ def run_predict_comparison(cfg: PredictCompareConfig, progress: bool = True) -> 
     )
     grid = [
         (entry, size, seed)
-        for entry, size in sized
+        for entry in cfg.surrogates
         for seed in cfg.seeds
-        if not (cells_dir / _cell_name(entry.tag, size, seed)).exists()
+        for size in cfg.sizes
+        if (entry, size) in sized and not (cells_dir / _cell_name(entry.tag, size, seed)).exists()
     ]
     total = len(sized) * len(cfg.seeds)
     bar = tqdm(total=total, initial=total - len(grid), desc="grid cells", disable=not progress)
