@@ -171,8 +171,9 @@ class RunDir:
         lines = self.events_path.read_bytes().splitlines(keepends=True)
         return [ln for ln in lines if ln.endswith(b"\n")]
 
-    def check_events(self, n_lines: int) -> None:
-        """Refuse unless the first ``n_lines`` events, those a checkpoint accounts for, are here."""
+    def check_events(self, n_lines: int, n_evaluations: int) -> None:
+        """Refuse unless the first ``n_lines`` events, those a checkpoint accounts for, are
+        here, with the ``evaluation`` events of its ``n_evaluations`` results among them."""
         if n_lines and not self.events_exist():
             raise RunDirError(
                 f"{self.events_path}: missing, but the checkpoint accounts for {n_lines} events; "
@@ -184,12 +185,25 @@ class RunDir:
                 f"{self.events_path}: holds {len(lines)} complete events, the checkpoint "
                 f"accounts for {n_lines}; refusing to resume without them (restore the file)"
             )
+        evaluations = 0
         for i, line in enumerate(lines[:n_lines], start=1):
-            if _event(line) is None:
+            event = _event(line)
+            if event is None:
                 raise RunDirError(
                     f"{self.events_path}: line {i} is not a JSON event (damaged); "
                     "refusing to resume over it (restore the file)"
                 )
+            evaluations += event.get("event") == "evaluation"
+        if evaluations != n_evaluations:
+            raise RunDirError(
+                f"{self.events_path}: its first {n_lines} lines hold {evaluations} evaluation "
+                f"events, the checkpoint's results {n_evaluations}; the two do not belong "
+                "together (refusing to resume)"
+            )
+
+    def complete_events(self) -> int:
+        """How many complete lines ``events.jsonl`` holds."""
+        return len(self._event_lines())
 
     def truncate_events(self, n_lines: int) -> None:
         """Keep only the first ``n_lines`` events (those the checkpoint accounts for)."""

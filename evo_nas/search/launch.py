@@ -121,7 +121,7 @@ def _resumed_engine(rd: RunDir, progress: bool | None) -> SearchEngine:
         raise ConfigError(
             "config.yaml differs from the run's config, refusing to resume: " + "; ".join(diffs)
         )
-    rd.check_events(ck.events_written)
+    rd.check_events(ck.events_kept, ck.records_kept)
     return SearchEngine(current, rd, progress, ck)
 
 
