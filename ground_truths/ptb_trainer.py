@@ -488,8 +488,9 @@ class PTBTrainer(GroundTruth):
         config = _from_preset(train)
         self.config = config if seed is None else dataclasses.replace(config, seed=seed)
         self.device = resolve_device(device)
-        if time_limit_s is not None and not 0 < time_limit_s < math.inf:
-            raise ValueError(f"time_limit_s must be positive and finite, got {time_limit_s}")
+        number = isinstance(time_limit_s, (int, float)) and not isinstance(time_limit_s, bool)
+        if time_limit_s is not None and not (number and 0 < time_limit_s < math.inf):
+            raise ValueError(f"time_limit_s must be positive and finite, got {time_limit_s!r}")
         self.time_limit_s = time_limit_s
         self.data_dir = ptb_dir(data_dir)
         verify_ptb(self.data_dir)

@@ -112,8 +112,12 @@ def train(
         )
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.attach(out / "cache")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.attach(out / "cache")
+        (out / "curve.json").touch()  # refuse an output folder that cannot be written now
+    except OSError as e:
+        raise click.UsageError(f"--out: {out}: cannot write there ({e.strerror or e})") from None
     cfg = trainer.config
     click.echo(
         f"{space.describe(g)} | preset {preset} | nhid {cfg.nhid} | epochs {cfg.epochs} "

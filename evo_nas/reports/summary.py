@@ -10,11 +10,21 @@ from typing import Any
 
 import numpy as np
 
+from evo_nas.config.schema import build_space, parse_config
 from evo_nas.rundir.files import RunDir, atomic_write_text
 
 
 def _objective(text: str) -> float:
-    return float(text) if text not in ("", "inf") else math.inf
+    """An objective as ``evaluations.csv`` holds it; no value or NaN reads as diverged (inf)."""
+    value = float(text) if text not in ("", "inf") else math.inf
+    return math.inf if math.isnan(value) else value
+
+
+def _count(event: dict[str, Any], key: str) -> float:
+    """A cost figure of an event (0 where it has none, or no finite number)."""
+    value = event.get(key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else 0
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -49,8 +59,8 @@ def surrogate_costs(run_dir: Path) -> tuple[float, int]:
     seconds, screened = 0.0, 0
     for e in RunDir(run_dir).read_events():
         if e.get("event") in ("fit", "warm_start", "done"):
-            seconds += float(e.get("fit_s") or 0) + float(e.get("predict_s") or 0)
-            screened += int(e.get("screened") or 0)
+            seconds += _count(e, "fit_s") + _count(e, "predict_s")
+            screened += int(_count(e, "screened"))
     return seconds, screened
 
 
@@ -95,7 +105,8 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
     cost = sum(float(r["cost_s"] or 0) for r in rows)
     events = rd.read_events()
     done = [e for e in events if e.get("event") == "done"]
-    state = f"finished: {done[-1]['reason']}" if done else "not finished (resume it to continue)"
+    reason = done[-1].get("reason") if done else None
+    state = f"finished: {reason}" if done else "not finished (resume it to continue)"
     summary = (
         f"{n} evaluations ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}), "
         f"ground-truth cost {cost:.1f} s; {state}"
@@ -104,8 +115,6 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
 
 
 def _space_of(run_dir: Path) -> Any:
-    from evo_nas.config.schema import build_space, parse_config
-
     rd = RunDir(run_dir)
     return build_space(parse_config(rd.read_config(), rd.path.resolve()))
 
@@ -115,7 +124,7 @@ def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
     from evo_nas.reports.plots import draw_cell, plot_best_so_far, plot_refits
 
     rd = RunDir(run_dir)
-    out = rd.path / "plots"
+    out = rd.own_folder("plots")
     paths = [plot_best_so_far({rd.path.name: [best_so_far(rd.path)]}, out / "best_so_far.png")]
     rows = rd.read_evaluations()
     points = [
@@ -157,7 +166,8 @@ if __name__ == "__main__":
 def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
     """Write the ``top`` best genotypes (JSON) and a snippet that rebuilds them as modules."""
     rd = RunDir(run_dir)
-    out = Path(out_dir) if out_dir is not None else rd.path / "export"
+    _space_of(run_dir)  # the run's config checked, and its space built, before writing
+    out = Path(out_dir) if out_dir is not None else rd.own_folder("export")
     out.mkdir(parents=True, exist_ok=True)
     rows = rd.read_evaluations()
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
@@ -173,7 +183,7 @@ def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
         for rank, r in enumerate(ranked, start=1)
     ]
     atomic_write_text(out / "top_cells.json", json.dumps(cells, indent=2))
-    space_cfg = rd.read_config()["space"]
-    snippet = _SNIPPET.format(name=space_cfg["name"], options=space_cfg.get("options") or {})
+    space_cfg = parse_config(rd.read_config(), rd.path.resolve()).space
+    snippet = _SNIPPET.format(name=space_cfg.name, options=space_cfg.options)
     atomic_write_text(out / "rebuild_cells.py", snippet)
     return out

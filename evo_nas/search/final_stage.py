@@ -19,7 +19,7 @@ import numpy as np
 
 from evo_nas.config.schema import SearchConfig, build_final_ground_truth
 from evo_nas.execution.evaluation import Record, isolated_rng
-from evo_nas.rundir.files import RunDir, atomic_write_text, to_jsonable
+from evo_nas.rundir.files import RunDir, atomic_write_text, open_append, to_jsonable
 from ground_truths import Result
 from search_spaces import SearchSpace
 
@@ -83,7 +83,7 @@ def run_final_stage(
                 "cost_s": result.cost_s,
                 "metrics": result.metrics,
             }
-            with log.open("a") as fh:
+            with open_append(log) as fh:
                 fh.write(json.dumps(to_jsonable(row)) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
