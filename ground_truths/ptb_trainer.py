@@ -151,8 +151,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
     """The preset's config with ``overrides``; a ``ValueError`` names a bad one."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     try:
         return TrainConfig(**(PRESETS[preset] | overrides))
     except ValidationError as e:

@@ -83,7 +83,10 @@ def load_search_compare(path: Path | str) -> tuple[SearchCompareConfig, dict[str
     if not cfg.output_dir.is_absolute():
         cfg.output_dir = (here / cfg.output_dir).resolve()
     base_path = cfg.base if cfg.base.is_absolute() else (here / cfg.base).resolve()
-    base = read_yaml(base_path)
+    try:
+        base = read_yaml(base_path)
+    except ConfigError as e:
+        raise ConfigError(f"base: {e}") from None
     if not isinstance(base, dict):
         raise ConfigError(f"base: {base_path} must hold a search config mapping")
     return cfg, base, base_path.parent

@@ -15,7 +15,6 @@ from pydantic import (
     BaseModel,
     Field,
     PositiveFloat,
-    PositiveInt,
     StringConstraints,
     ValidationError,
     field_validator,
@@ -122,7 +121,8 @@ class SurrogateLoopSection(Section):
 class BudgetSection(Section):
     """When the search stops: ground-truth evaluations and/or wall time."""
 
-    evaluations: PositiveInt | None = 100
+    #: (at most a billion: far beyond what any search evaluates, so a larger count is a typo)
+    evaluations: Annotated[int, Field(gt=0, le=10**9)] | None = 100
     wall_time_s: PositiveFloat | None = None
 
     @model_validator(mode="after")

@@ -52,6 +52,8 @@ def open_no_follow(path: Path, flags: int) -> int:
             raise RunDirError(
                 f"{path}: a symbolic link; refusing to write through it (remove it)"
             ) from None
+        if e.errno == errno.EISDIR:
+            raise RunDirError(f"{path}: not a regular file (a run file was replaced)") from None
         raise
 
 

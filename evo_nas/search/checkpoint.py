@@ -220,7 +220,7 @@ def _rng(saved: _Rng) -> RngStates:
         raise _Damaged(f"boundary.rng.python: not a generator state ({e})") from None
     try:
         np.random.PCG64().state = saved.numpy
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
         raise _Damaged(f"boundary.rng.numpy: not a PCG64 state ({e})") from None
     if not isinstance(saved.torch, np.ndarray) or saved.torch.dtype != np.uint8:
         raise _Damaged("boundary.rng.torch: not a byte array")
