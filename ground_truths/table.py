@@ -127,7 +127,8 @@ class TableGroundTruth(GroundTruth):
                 objective = math.inf if raw in ("", None) else float(raw)
             except (TypeError, ValueError, OverflowError):
                 raise TableError(f"{where}: objective {str(raw)[:50]!r} is not a number") from None
-            if math.isinf(objective) and isinstance(raw, str) and "inf" not in raw.lower():
+            overflowed = isinstance(raw, str) and raw.strip() and "inf" not in raw.lower()
+            if math.isinf(objective) and overflowed:
                 raise TableError(f"{where}: objective {raw[:50]!r}... is out of range")
             if math.isnan(objective) or objective == -math.inf:
                 odd.append(f"row {n}: objective {raw!r} recorded as diverged (inf)")

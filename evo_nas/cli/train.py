@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from tqdm import tqdm
 
+from evo_nas.config.yaml_input import read_scalar
 from evo_nas_common.data_files import DataError
 from evo_nas_common.registry import UnknownNameError
 from ground_truths.digits_data import fetch_mnist
@@ -37,7 +37,7 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
         if key not in _TRAINER_OPTIONS:
             known = ", ".join(sorted(_TRAINER_OPTIONS))
             raise click.BadParameter(f"unknown option '{key}' (known: {known})", param_hint="--set")
-        out[key] = yaml.safe_load(value)
+        out[key] = read_scalar(value)
     return out
 
 
