@@ -39,6 +39,9 @@ class _OneLineGroup(click.Group):
         kwargs["standalone_mode"] = False
         try:
             return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()  # a bare command asks for its help
+            sys.exit(e.exit_code)
         except click.ClickException as e:
             click.echo(f"error: {one_line(e.format_message())}", err=True)
             sys.exit(e.exit_code)

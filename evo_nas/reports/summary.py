@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from evo_nas.config.schema import build_space, parse_config
 from evo_nas.rundir.files import RunDir, atomic_write_text
 
 
@@ -115,6 +114,8 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
 
 
 def _space_of(run_dir: Path) -> Any:
+    from evo_nas.config.schema import build_space, parse_config
+
     rd = RunDir(run_dir)
     return build_space(parse_config(rd.read_config(), rd.path.resolve()))
 
@@ -183,6 +184,8 @@ def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
         for rank, r in enumerate(ranked, start=1)
     ]
     atomic_write_text(out / "top_cells.json", json.dumps(cells, indent=2))
+    from evo_nas.config.schema import parse_config
+
     space_cfg = parse_config(rd.read_config(), rd.path.resolve()).space
     snippet = _SNIPPET.format(name=space_cfg.name, options=space_cfg.options)
     atomic_write_text(out / "rebuild_cells.py", snippet)
