@@ -166,7 +166,7 @@ NUMBER_KEYS = [
     "ground_truth.options.cost_scale",
 ]
 BOOL_KEYS = ["search.pool", "logging.progress", "logging.tensorboard"]
-NONSENSE_NUMBERS: list[Any] = [True, False, "3", "1e3", math.inf, -math.inf, math.nan, [], {}]
+NONSENSE_NUMBERS: list[Any] = [True, False, "3", "2.5", math.inf, -math.inf, math.nan, [], {}]
 NONSENSE_BOOLS: list[Any] = [1, 0, "yes", "true", 1.0, None]
 BAD_NAMES = ["", "..", ".", "../x", "a/b", "x\x00y", "two words", "line\nbreak", "a" * 5000]
 

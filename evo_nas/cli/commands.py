@@ -130,16 +130,15 @@ def show(run_dir: Path, top: int, plots: bool) -> None:
     from evo_nas.reports.summary import progress_table, top_table, write_run_plots
     from evo_nas.rundir.files import RunDir
 
-    try:
+    try:  # everything read (and drawn) before anything is printed: a refusal is one line
         RunDir(run_dir).check_files()
-        click.echo(top_table(run_dir, top))
-        click.echo()
-        click.echo(progress_table(run_dir))
-        if plots:
-            for p in write_run_plots(run_dir):
-                click.echo(f"wrote {p}")
+        tables = [top_table(run_dir, top), "", progress_table(run_dir)]
+        written = write_run_plots(run_dir) if plots else []
     except (OSError, ValueError) as e:
         _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+    click.echo("\n".join(tables))
+    for p in written:
+        click.echo(f"wrote {p}")
 
 
 @main.command()

@@ -18,10 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from evo_nas.config.errors import first_line
-from evo_nas.config.yaml_input import read_yaml
+from evo_nas.config.yaml_input import dump_yaml, read_yaml
 from evo_nas.rundir.lock import RunDirError, RunLock, open_no_follow
 
 EVALUATION_COLUMNS = [
@@ -189,7 +187,7 @@ class RunDir:
     def create(self, config: dict[str, Any]) -> None:
         """Start a fresh run: write the resolved config and empty logs."""
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        atomic_write_text(self.config_path, dump_yaml(config))
         for p in (self.best_path, self.checkpoint_path, self.previous_checkpoint_path):
             p.unlink(missing_ok=True)
         atomic_write_bytes(self.events_path, b"")
