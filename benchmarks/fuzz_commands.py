@@ -457,6 +457,8 @@ def cat_resume(sb: Sandbox, rng: random.Random, folder: Path) -> Case:
 
 
 def _report_dir(sb: Sandbox, rng: random.Random, folder: Path) -> tuple[Path, str, str | None]:
+    """A finished run directory with one damage; what ``export`` must do with it and name.
+    (A damaged config is ``space`` to name; ``show`` reads it only to draw figures.)"""
     rd = folder / "runs" / "done"
     shutil.copytree(sb.templates["finished"], rd, symlinks=True)
     csv_path = rd / "evaluations.csv"
@@ -484,12 +486,12 @@ def _report_dir(sb: Sandbox, rng: random.Random, folder: Path) -> tuple[Path, st
         target = rng.choice(["export", "plots"])
         (rd / target).symlink_to(sb.outside, target_is_directory=True)
         return rd, "refuse", target
-    elif kind == "space":  # written as a plain name (valid), or with a NaN option
+    elif kind == "space":  # a plain name (another space: 8 nodes), or with a NaN option
         cfg = yaml.safe_load((rd / "config.yaml").read_text())
         plain = rng.random() < 0.5
         cfg["space"] = "darts_rnn" if plain else {"name": "darts_rnn", "options": {"x": math.nan}}
         (rd / "config.yaml").write_text(yaml.safe_dump(cfg))
-        return rd, "accept" if plain else "refuse", None if plain else "space"
+        return rd, "any" if plain else "refuse", None if plain else "space"
     else:
         return rd, "accept", None
     csv_path.write_text("\n".join(lines) + "\n")
@@ -600,7 +602,7 @@ def cat_train(sb: Sandbox, rng: random.Random, folder: Path) -> Case:
             ["--set", rng.choice(["time_limit_s=abc", "time_limit_s=-1", "time_limit_s=.inf"])],
             "time_limit_s",
         ),  # noqa: E501
-        (["--set", rng.choice(["colour=blue", "=3", "lr", "nhid=1e100"])], "set"),
+        (["--set", rng.choice(["colour=blue", "=3", "lr", "nhid=1e100"])], "set|nhid"),
         (["--genotype", rng.choice(["garbage", "", "relu0" * 3000, "DARTS_V9"])], ""),
         (["--preset", "huge"], "preset"),
         (["--device", rng.choice(["cuda:99", "tpu", "cpu:x"])], "device"),

@@ -327,13 +327,19 @@ def test_show_reads_a_bare_done_event_and_a_nan_objective(run_copy):
     assert "nan" not in result.output.split("best so far")[1]
 
 
-def test_export_takes_a_plain_space_name_and_refuses_a_nan_option(run_copy):
+def test_export_reads_a_plain_space_name_and_refuses_a_nan_option(run_copy):
     cfg = yaml.safe_load((run_copy / "config.yaml").read_text())
+    # a plain name is the space with its defaults (8 nodes): the run's 4-node cells are not its
     (run_copy / "config.yaml").write_text(yaml.safe_dump({**cfg, "space": "darts_rnn"}))
-    assert _invoke("export", run_copy).exit_code == 0
+    refused(_invoke("export", run_copy), "not a genotype of the run's space", "wrong length")
+    assert not (run_copy / "export").exists()
     bad = {**cfg, "space": {"name": "darts_rnn", "options": {"nodes": math.nan}}}
     (run_copy / "config.yaml").write_text(yaml.safe_dump(bad))
     refused(_invoke("export", run_copy), "space.options.nodes")
+    (run_copy / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert _invoke("export", run_copy).exit_code == 0
+    cells = json.loads((run_copy / "export" / "top_cells.json").read_text())
+    assert len(cells) == 5 and all(isinstance(c["objective"], float) for c in cells)
 
 
 # -- compare and train ----------------------------------------------------------------------------

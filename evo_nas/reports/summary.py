@@ -165,27 +165,36 @@ if __name__ == "__main__":
 
 
 def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
-    """Write the ``top`` best genotypes (JSON) and a snippet that rebuilds them as modules."""
+    """Write the ``top`` best genotypes (JSON) and a snippet that rebuilds them as modules;
+    the run's config and every exported genotype are checked before anything is written."""
+    from evo_nas.config.schema import parse_config
+
     rd = RunDir(run_dir)
-    _space_of(run_dir)  # the run's config checked, and its space built, before writing
-    out = Path(out_dir) if out_dir is not None else rd.own_folder("export")
-    out.mkdir(parents=True, exist_ok=True)
+    space = _space_of(run_dir)
     rows = rd.read_evaluations()
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    for r in ranked:
+        try:
+            space.from_json(json.loads(r["genotype"]))
+        except ValueError as e:
+            raise ValueError(
+                f"{rd.evaluations_path} evaluation {r['index']}: not a genotype of the run's "
+                f"space ({str(e)[:200]})"
+            ) from None
     cells = [
         {
             "rank": rank,
             "key": r["key"],
             "genotype": json.loads(r["genotype"]),
-            "objective": r["objective"] if r["objective"] == "inf" else float(r["objective"]),
+            "objective": "inf" if math.isinf(_objective(r["objective"])) else float(r["objective"]),
             "status": r["status"],
             "evaluation": int(r["index"]),
         }
         for rank, r in enumerate(ranked, start=1)
     ]
+    out = Path(out_dir) if out_dir is not None else rd.own_folder("export")
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "top_cells.json", json.dumps(cells, indent=2))
-    from evo_nas.config.schema import parse_config
-
     space_cfg = parse_config(rd.read_config(), rd.path.resolve()).space
     snippet = _SNIPPET.format(name=space_cfg.name, options=space_cfg.options)
     atomic_write_text(out / "rebuild_cells.py", snippet)
