@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 import evo_nas
+from evo_nas.config.yaml_input import read_scalar
 
 #: the components ``--set`` may address besides the surrogates
 COMPONENTS = ("space", "ground_truth")
@@ -51,7 +51,7 @@ def parse_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise SystemExit(f"--set {target}: {key} was given a value already")
-        node[keys[-1]] = yaml.safe_load(value)
+        node[keys[-1]] = read_scalar(value)
     return dict(out)
 
 

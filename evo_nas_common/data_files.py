@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 class DataError(ValueError):
@@ -85,31 +86,60 @@ def _download(url: str, dest: Path, error: type[DataError]) -> None:
         raise error(f"{url}: download failed ({getattr(e, 'reason', e)})") from None
 
 
+def _copy_at_most(src: BinaryIO, dest: Path, size: int, error: type[DataError], shown: str) -> None:
+    """Copy ``src`` to ``dest``, refusing it once it runs past ``size`` bytes (an archive's
+    header may lie about an entry's size)."""
+    with dest.open("wb") as out:
+        left = size + 1
+        while chunk := src.read(min(1 << 20, left)):
+            out.write(chunk)
+            left -= len(chunk)
+            if left <= 0:
+                raise error(f"{shown}: larger than the {size:,} bytes expected")
+
+
 def _extract(
-    archive: Path, into: Path, wanted: set[str], error: type[DataError], shown: str
+    archive: Path, into: Path, wanted: dict[str, int], error: type[DataError], shown: str
 ) -> None:
-    """Copy the ``wanted`` files (matched by base name, anywhere in the archive) into ``into``;
-    ``shown`` names the archive in errors."""
+    """Copy the ``wanted`` files (base name -> size in bytes, matched anywhere in the archive)
+    into ``into``; ``shown`` names the archive in errors. An entry larger than that is refused
+    before anything of it is decompressed (a zip bomb writes nothing)."""
+
+    def check(name: str, size: int) -> None:
+        if size > wanted[name]:  # (a shorter one is named as truncated when verified)
+            raise error(f"{shown}: {name}: {size:,} bytes, more than the {wanted[name]:,} expected")
+
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 for info in zf.infolist():
                     base = Path(info.filename).name
                     if base in wanted and not info.is_dir():
-                        with zf.open(info) as src, (into / base).open("wb") as out:
-                            shutil.copyfileobj(src, out)
+                        check(base, info.file_size)
+                        with zf.open(info) as src:
+                            _copy_at_most(src, into / base, wanted[base], error, f"{shown}: {base}")
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as tf:
-                for member in tf.getmembers():
+                for member in tf:
                     base = Path(member.name).name
-                    src = tf.extractfile(member) if member.isfile() and base in wanted else None
+                    if not (member.isfile() and base in wanted):
+                        continue
+                    check(base, member.size)
+                    src = tf.extractfile(member)
                     if src is not None:
-                        with src, (into / base).open("wb") as out:
-                            shutil.copyfileobj(src, out)
+                        with src:
+                            _copy_at_most(src, into / base, wanted[base], error, f"{shown}: {base}")
         else:
             raise error(f"{shown}: not a zip or tar archive, nor a folder of the dataset's files")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
-        raise error(f"{shown}: damaged archive ({e})") from None
+    except (
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        EOFError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+    ) as e:
+        raise error(f"{shown}: damaged archive ({str(e)[:200]})") from None
 
 
 def fetch_files(
@@ -126,6 +156,7 @@ def fetch_files(
     error names the file where it came from (the source), not the temporary copy.
     """
     dest = Path(dest)
+    sizes = {name: size for name, (size, _) in files.items()}
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-fetch-") as tmp:
         stage = Path(tmp)
@@ -133,7 +164,7 @@ def fetch_files(
             if source.lower().endswith((".zip", ".tar", ".tgz", ".tar.gz", ".tar.bz2")):
                 archive = stage / "archive"
                 _download(source, archive, error)
-                _extract(archive, stage, set(files), error, source)
+                _extract(archive, stage, sizes, error, source)
                 shown_as = f"{source}: {{}}".format
             else:
                 base = source if source.endswith("/") else source + "/"
@@ -149,7 +180,7 @@ def fetch_files(
                     shutil.copyfile(local / name, stage / name)
                 shown_as = f"{local}/{{}}".format
             elif local.is_file():
-                _extract(local, stage, set(files), error, str(local))
+                _extract(local, stage, sizes, error, str(local))
                 shown_as = f"{local}: {{}}".format
             else:
                 raise error(f"{local}: no such file or folder")

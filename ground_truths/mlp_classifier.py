@@ -33,6 +33,9 @@ from search_spaces import Genotype, SearchSpace, seeded_generator
 
 Progress = Callable[[dict[str, Any]], None]
 _EVAL_BATCH = 2048
+#: the most units, layers, epochs, seeds, ... an option may ask for (beyond it one evaluation
+#: would not end, or not fit in memory)
+MAX_COUNT = 100_000
 
 
 class MLPClassifierGroundTruth(GroundTruth):
@@ -66,6 +69,11 @@ class MLPClassifierGroundTruth(GroundTruth):
         device: str = "auto",
     ) -> None:
         super().__init__(space)
+        if type(space).build_activation is SearchSpace.build_activation:
+            raise ValueError(
+                f"mlp_classifier evaluates activation motifs, and space '{space.name}' does not "
+                "describe its genotypes as activations (use e.g. sigmoid_slope)"
+            )
         if dataset not in ("digits", "mnist"):
             raise ValueError(f"dataset must be digits or mnist, got '{dataset}'")
         counts = {
@@ -78,10 +86,10 @@ class MLPClassifierGroundTruth(GroundTruth):
             "max_models": max_models,
         }
         for name, value in counts.items():
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if not (lr > 0 and init_scale > 0):
-            raise ValueError("lr and init_scale must be positive")
+            if not 1 <= value <= MAX_COUNT:
+                raise ValueError(f"{name} must be in 1..{MAX_COUNT:,}, got {value}")
+        if not (0 < lr < math.inf and 0 < init_scale < math.inf):
+            raise ValueError("lr and init_scale must be positive and finite")
         check_split_fractions(val_fraction, test_fraction)  # now, not at the first evaluation
         self.dataset, self.data_dir = dataset, data_dir
         self.hidden, self.layers, self.epochs, self.patience = hidden, layers, epochs, patience

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,17 +59,44 @@ def default_path() -> Path:
     return Path(root) / DEFAULT_FILE
 
 
+#: the largest log a file may hold (the benchmark's are at most 6 kB; a larger one is not a
+#: log, and is refused before it is read or decompressed)
+MAX_LOG_BYTES = 1 << 20
+#: the most a zip entry may expand (the benchmark's: under 4 times)
+MAX_ZIP_RATIO = 100
+
+
 def _log_texts(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
         for f in sorted(path.glob("*.json")):
+            if f.stat().st_size > MAX_LOG_BYTES:
+                raise ValueError(f"{f}: {f.stat().st_size:,} bytes, too large for a log")
             yield f.name, f.read_bytes()
     elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as z:
-            for name in z.namelist():
-                if name.endswith(".json"):
-                    yield name, z.read(name)
+        try:
+            with zipfile.ZipFile(path) as z:
+                for info in z.infolist():
+                    if info.filename.endswith(".json"):
+                        yield info.filename, _zip_entry(path, z, info)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+            raise ValueError(f"{path}: damaged zip ({first(e)})") from None
     else:
         raise ValueError(f"{path}: not a zip file or a folder of NAS-Bench-NLP JSON logs")
+
+
+def _zip_entry(path: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One log of the zip, its size and compression ratio checked before it is decompressed
+    (and the bytes read capped, should the entry's header lie)."""
+    where = f"{path}: {info.filename[:200]}"
+    if info.file_size > MAX_LOG_BYTES:
+        raise ValueError(f"{where}: {info.file_size:,} bytes, too large for a log")
+    if info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+        raise ValueError(f"{where}: expands {info.file_size:,} bytes from {info.compress_size:,}")
+    with z.open(info) as fh:
+        data = fh.read(MAX_LOG_BYTES + 1)
+    if len(data) > MAX_LOG_BYTES:
+        raise ValueError(f"{where}: larger than its header says, too large for a log")
+    return data
 
 
 def read_runs(path: Path) -> list[Run]:
@@ -86,14 +114,23 @@ def read_runs(path: Path) -> list[Run]:
                     *(np.asarray(d[k], dtype=float) for k in _CURVES),
                 )
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {name}: not a NAS-Bench-NLP log ({e})") from None
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as e:
+            raise ValueError(
+                f"{path}: {name[:200]}: not a NAS-Bench-NLP log ({first(e)})"
+            ) from None
     if not runs:
         raise ValueError(f"{path}: no NAS-Bench-NLP logs (*.json) found")
     return runs
 
 
 _CURVES = ("train_losses", "val_losses", "test_losses", "wall_times")
+
+
+def first(error: BaseException) -> str:
+    """An error's message cut to a line of at most 200 characters (a log's content is not)."""
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _to_cache(runs: list[Run], keys: list[str]) -> dict[str, Any]:

@@ -151,8 +151,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
     """The preset's config with ``overrides``; a ``ValueError`` names a bad one."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset '{preset}' (known: {', '.join(PRESETS)})")
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     try:
         return TrainConfig(**(PRESETS[preset] | overrides))
     except ValidationError as e:
@@ -488,8 +488,9 @@ class PTBTrainer(GroundTruth):
         config = _from_preset(train)
         self.config = config if seed is None else dataclasses.replace(config, seed=seed)
         self.device = resolve_device(device)
-        if time_limit_s is not None and not 0 < time_limit_s < math.inf:
-            raise ValueError(f"time_limit_s must be positive and finite, got {time_limit_s}")
+        number = isinstance(time_limit_s, (int, float)) and not isinstance(time_limit_s, bool)
+        if time_limit_s is not None and not (number and 0 < time_limit_s < math.inf):
+            raise ValueError(f"time_limit_s must be positive and finite, got {time_limit_s!r}")
         self.time_limit_s = time_limit_s
         self.data_dir = ptb_dir(data_dir)
         verify_ptb(self.data_dir)

@@ -8,10 +8,16 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from ground_truths.base import STATUSES, GroundTruth, Result
 from search_spaces import Genotype, GenotypeError, SearchSpace
+
+#: the longest pause a replayed answer may take (a day: longer is a typo, and ``time.sleep``
+#: refuses far longer ones, failing every evaluation)
+MAX_PAUSE_S = 86_400.0
 
 
 class TableError(ValueError):
@@ -46,11 +52,15 @@ class TableGroundTruth(GroundTruth):
     """
 
     def __init__(
-        self, space: SearchSpace, path: Path, delay_s: float = 0.0, cost_scale: float = 0.0
+        self,
+        space: SearchSpace,
+        path: Path,
+        delay_s: Annotated[float, Field(ge=0, le=MAX_PAUSE_S)] = 0.0,
+        cost_scale: Annotated[float, Field(ge=0, le=MAX_PAUSE_S)] = 0.0,
     ) -> None:
         super().__init__(space)
-        if delay_s < 0 or cost_scale < 0:
-            raise ValueError("delay_s and cost_scale must not be negative")
+        if not (0 <= delay_s <= MAX_PAUSE_S and 0 <= cost_scale <= MAX_PAUSE_S):
+            raise ValueError(f"delay_s and cost_scale must be in 0..{MAX_PAUSE_S:,}")
         self.path = Path(path)
         self.delay_s = float(delay_s)
         self.cost_scale = float(cost_scale)
@@ -60,6 +70,16 @@ class TableGroundTruth(GroundTruth):
     def _rows_raw(self) -> list[tuple[int, dict[str, Any]]]:
         if not self.path.is_file():
             raise TableError(f"{self.path}: file not found")
+        try:
+            return self._read_rows()
+        except csv.Error as e:
+            raise TableError(f"{self.path}: not a CSV table ({str(e)[:200]})") from None
+        except UnicodeDecodeError:
+            raise TableError(f"{self.path}: not UTF-8 text") from None
+        except RecursionError:
+            raise TableError(f"{self.path}: JSON nested too deeply") from None
+
+    def _read_rows(self) -> list[tuple[int, dict[str, Any]]]:
         if self.path.suffix.lower() in (".jsonl", ".ndjson"):
             rows = []
             with self.path.open() as fh:
@@ -105,21 +125,27 @@ class TableGroundTruth(GroundTruth):
             raw = row["objective"]
             try:
                 objective = math.inf if raw in ("", None) else float(raw)
-            except (TypeError, ValueError):
-                raise TableError(f"{where}: objective {raw!r} is not a number") from None
+            except (TypeError, ValueError, OverflowError):
+                raise TableError(f"{where}: objective {str(raw)[:50]!r} is not a number") from None
+            overflowed = isinstance(raw, str) and raw.strip() and "inf" not in raw.lower()
+            if math.isinf(objective) and overflowed:
+                raise TableError(f"{where}: objective {raw[:50]!r}... is out of range")
             if math.isnan(objective) or objective == -math.inf:
                 odd.append(f"row {n}: objective {raw!r} recorded as diverged (inf)")
+            raw_cost = row.get("cost_s") or 0.0
             try:
-                cost = float(row.get("cost_s") or 0.0)
-            except (TypeError, ValueError):
-                raise TableError(f"{where}: cost_s {row.get('cost_s')!r} is not a number") from None
+                cost = float(raw_cost)
+            except (TypeError, ValueError, OverflowError):
+                cost = math.nan
+            if not 0 <= cost < math.inf:
+                raise TableError(f"{where}: cost_s {str(raw_cost)[:50]!r} is not a duration")
             metrics = {}
             for k, v in row.items():
                 if k in ("genotype", "objective", "status", "cost_s"):
                     continue
                 try:
                     metrics[k] = float(v)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     continue
             key = self.space.key(g)
             if key in first_row:

@@ -17,6 +17,10 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Capabilities, Surrogate, finite_targets
 
+#: the largest reference size of the parameter count (a cell of size n holds about n**2
+#: weights per node: 4,096 is already far past any trained model's width)
+MAX_REF_SIZE = 4096
+
 
 class ParamsSurrogate(Surrogate):
     """Predicts by the parameter count of ``space.build_cell(g, ref_size, ref_size)``.
@@ -31,8 +35,8 @@ class ParamsSurrogate(Surrogate):
 
     def __init__(self, space: SearchSpace, seed: int = 0, ref_size: int = 32) -> None:
         super().__init__(space, seed)
-        if ref_size < 1:
-            raise ValueError(f"ref_size must be at least 1, got {ref_size}")
+        if not 1 <= ref_size <= MAX_REF_SIZE:
+            raise ValueError(f"ref_size must be in 1..{MAX_REF_SIZE}, got {ref_size}")
         self.ref_size = ref_size
         self.sign_ = -1.0
         self._counts: dict[str, int] = {}

@@ -106,7 +106,7 @@ def test_the_command_is_the_comparison_config_it_describes(tmp_path) -> None:
 
 def test_options_are_checked_and_converted_as_a_config_files_are() -> None:
     space = get_space("darts_rnn", nodes=4)
-    # YAML reads 1e-3 as a string; the entry converts it as a config file's options are
+    # a --set value is read as a config file's are (1e-3 a float, as in YAML 1.2)
     cfg = bp.comparison(_args("--surrogates", "nao,small=nao", "--set", "small.lr=1e-3"))
     small = construct("surrogate", cfg.surrogates[1], space=space, seed=3)
     assert small.lr == 1e-3 and cfg.surrogates[1].tag == "small"

@@ -164,7 +164,7 @@ OUT_OF_RANGE = [
     ({"seed": 2**64 + 1}, "seed: Input should be less than 4294967296"),
     ({"final": {"seeds": [0, -3], "ground_truth": "table"}}, "final.seeds.1: Input should be"),
     ({"search": {"population": 10**11}}, "search.population: Input should be less than or equal"),
-    ({"search": {"offspring": 1e11}}, "search.offspring: Input should be less than or equal"),
+    ({"search": {"offspring": 1e11}}, "search.offspring: Input should be a valid integer"),
     ({"surrogate_loop": {"warmup": 10**11}}, "surrogate_loop.warmup: Input should be less"),
     ({"surrogate_loop": {"generations": 10**11}}, "surrogate_loop.generations: Input should"),
     ({"execution": {"workers": 10**11}}, "execution.workers: Input should be less than or"),

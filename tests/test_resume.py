@@ -94,6 +94,18 @@ def test_kill_and_resume_equals_uninterrupted(
     assert sum(e["event"] == "resume" for e in events) == 3
     assert sum(e["event"] == "evaluation" for e in events) == 26
 
+    # the replayed steps wrote their events once, as the uninterrupted run did (no second
+    # `promote` or `warm_start`), with the same cost figures
+    def logged(rd: RunDir) -> list[dict]:
+        timings = {"elapsed_s", "fit_s", "predict_s"}
+        return [
+            {k: v for k, v in e.items() if k not in timings}
+            for e in rd.read_events()
+            if e["event"] not in ("resume", "requeue")
+        ]
+
+    assert logged(got) == logged(ref)
+
 
 class PairedExecutor(InlineExecutor):
     """Two workers whose evaluations finish together, as equally long trainings do."""
@@ -181,6 +193,8 @@ def test_a_surrogate_state_that_no_longer_loads_is_refitted_on_resume(
     }
     run_search(cfg, progress=False)
     run_dir = tmp_path / "runs" / "upgraded"
+    rd = RunDir(run_dir)  # killed as the search ended, before its `done` was checkpointed
+    os.replace(rd.previous_checkpoint_path, rd.checkpoint_path)
     VersionedSurrogate.version = 2  # the installed surrogate changed between kill and resume
     with pytest.warns(CheckpointWarning, match="refitting it on the 8 results so far"):
         resume_search(run_dir, progress=False)

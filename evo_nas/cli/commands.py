@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,11 +15,44 @@ from evo_nas_common.statefile import StateError
 
 #: what ``run`` and ``resume`` report in one line (exit status 2) instead of a traceback
 _REFUSALS = (ConfigError, RunDirError, StateError)
+#: the longest refusal line: enough for a key, a file and the problem, never a file's content
+MAX_ERROR_CHARS = 500
+
+
+def one_line(message: str) -> str:
+    """A message as one line of at most :data:`MAX_ERROR_CHARS` characters."""
+    lines = str(message).strip().splitlines()
+    line = lines[0] if lines else "failed"
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 3] + "..."
 
 
 def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(2)
+
+
+class _OneLineGroup(click.Group):
+    """The command group, reporting a bad command line in one ``error:`` line as every
+    other refusal is (not click's usage block)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()  # a bare command asks for its help
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"error: {one_line(e.format_message())}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+
+
+#: how many cells ``show`` and ``export`` may list (``config.schema.MAX_SIZE``, not imported
+#: here: the command line loads nothing heavy before a command runs)
+_TOP = click.IntRange(1, 100_000)
 
 
 def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
@@ -26,7 +60,7 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="evo-nas")
 def main() -> None:
     """Surrogate-assisted evolutionary search over recurrent-cell architectures."""
@@ -91,26 +125,27 @@ def _print_best(best: dict) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--top", default=10, show_default=True, help="How many cells to list.")
+@click.option("--top", type=_TOP, default=10, show_default=True, help="How many cells to list.")
 @click.option("--plots", is_flag=True, help="Also write figures to RUN_DIR/plots/.")
 def show(run_dir: Path, top: int, plots: bool) -> None:
     """Best cells and progress of the run in RUN_DIR, as tables (and figures)."""
     from evo_nas.reports.summary import progress_table, top_table, write_run_plots
+    from evo_nas.rundir.files import RunDir
 
-    try:
-        click.echo(top_table(run_dir, top))
-        click.echo()
-        click.echo(progress_table(run_dir))
-        if plots:
-            for p in write_run_plots(run_dir):
-                click.echo(f"wrote {p}")
+    try:  # everything read (and drawn) before anything is printed: a refusal is one line
+        RunDir(run_dir).check_files()
+        tables = [top_table(run_dir, top), "", progress_table(run_dir)]
+        written = write_run_plots(run_dir) if plots else []
     except (OSError, ValueError) as e:
         _fail(f"{run_dir}: {str(e).splitlines()[0]}")
+    click.echo("\n".join(tables))
+    for p in written:
+        click.echo(f"wrote {p}")
 
 
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--top", default=5, show_default=True, help="How many cells to export.")
+@click.option("--top", type=_TOP, default=5, show_default=True, help="How many cells to export.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -120,8 +155,10 @@ def show(run_dir: Path, top: int, plots: bool) -> None:
 def export(run_dir: Path, top: int, out: Path | None) -> None:
     """Write the TOP best genotypes as JSON, with a script that rebuilds them as modules."""
     from evo_nas.reports.summary import export_top
+    from evo_nas.rundir.files import RunDir
 
     try:
+        RunDir(run_dir).check_files()
         folder = export_top(run_dir, top, out)
     except (OSError, ValueError, KeyError) as e:
         _fail(f"{run_dir}: {str(e).splitlines()[0]}")
@@ -157,8 +194,10 @@ def compare_predict(config: Path, quiet: bool) -> None:
 
     try:
         out = run_predict_comparison(load_predict_config(config), progress=not quiet)
-    except ConfigError as e:
+    except _REFUSALS as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(f"{config}: cannot write the results ({e})")
     click.echo((out / "summary.md").read_text())
     click.echo(f"results in {out}")
 
@@ -173,8 +212,10 @@ def compare_search(config: Path, quiet: bool) -> None:
     try:
         cfg, base, base_dir = load_search_compare(config)
         out = run_search_comparison(cfg, base, base_dir, progress=not quiet)
-    except ConfigError as e:
+    except _REFUSALS as e:
         _fail(str(e))
+    except OSError as e:
+        _fail(f"{config}: cannot write the results ({e})")
     click.echo((out / "summary.md").read_text())
     click.echo(f"results in {out}")
 

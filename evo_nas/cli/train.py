@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
+from evo_nas.config.yaml_input import read_scalar
 from evo_nas.rundir.progress import Progress
 from evo_nas_common.data_files import DataError
 from evo_nas_common.registry import UnknownNameError
@@ -37,7 +37,7 @@ def _parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
         if key not in _TRAINER_OPTIONS:
             known = ", ".join(sorted(_TRAINER_OPTIONS))
             raise click.BadParameter(f"unknown option '{key}' (known: {known})", param_hint="--set")
-        out[key] = yaml.safe_load(value)
+        out[key] = read_scalar(value)
     return out
 
 
@@ -112,8 +112,12 @@ def train(
         )
     except (ValueError, TypeError) as e:
         raise click.UsageError(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    trainer.attach(out / "cache")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.attach(out / "cache")
+        (out / "curve.json").touch()  # refuse an output folder that cannot be written now
+    except OSError as e:
+        raise click.UsageError(f"--out: {out}: cannot write there ({e.strerror or e})") from None
     cfg = trainer.config
     click.echo(
         f"{space.describe(g)} | preset {preset} | nhid {cfg.nhid} | epochs {cfg.epochs} "

@@ -12,19 +12,29 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from joblib import Parallel, delayed
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from evo_nas.compare.metrics import ranking_metrics
 from evo_nas.config.components import Component, Section, construct, resolve_component
 from evo_nas.config.errors import ConfigError
-from evo_nas.config.schema import Seed, read_yaml, validate_model
+from evo_nas.config.schema import (
+    MAX_SIZE,
+    Count,
+    FilePath,
+    Name,
+    Seed,
+    Size,
+    read_yaml,
+    validate_model,
+)
 from evo_nas.execution.evaluation import isolated_rng
 from evo_nas.rundir.files import atomic_write_text
 from ground_truths import GroundTruth
@@ -36,7 +46,7 @@ from search_spaces.pool import PoolSpace
 class SurrogateEntry(Component):
     """A surrogate to compare; ``label`` tells apart two settings of one surrogate."""
 
-    label: str | None = None
+    label: Name | None = None
 
     @property
     def tag(self) -> str:
@@ -47,17 +57,17 @@ class TestSetSection(Section):
     """The fixed test set: uniform over the table's cells, or mutants of good cells."""
 
     kind: Literal["uniform", "mutants"] = "uniform"
-    size: PositiveInt = 1000
+    size: Size = 1000
     seed: Seed = 12345
-    parents_percent: PositiveFloat = 5.0
+    parents_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
 
 
 class SplitSection(Section):
     """An explicit split to replay: train/test files, or one file with a split column."""
 
-    train: Path | None = None
-    test: Path | None = None
-    file: Path | None = None
+    train: FilePath | None = None
+    test: FilePath | None = None
+    file: FilePath | None = None
     column: str = "split"
 
     @model_validator(mode="after")
@@ -70,21 +80,26 @@ class SplitSection(Section):
 class PredictCompareConfig(Section):
     """A whole ``compare predict`` YAML."""
 
-    name: str = "compare_predict"
-    output_dir: Path = Path("runs")
+    name: Name = "compare_predict"
+    output_dir: FilePath = Path("runs")
     space: Component
     ground_truth: Component
     surrogates: list[SurrogateEntry] = Field(min_length=1)
     #: training-set sizes; 0 ranks the test set unfitted (surrogates that rank zero-shot)
-    sizes: list[NonNegativeInt] = Field(default_factory=lambda: [10, 25, 50, 100])
-    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    sizes: list[Annotated[int, Field(strict=True, ge=0, le=MAX_SIZE)]] = Field(
+        default_factory=lambda: [10, 25, 50, 100], min_length=1
+    )
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     test: TestSetSection = Field(default_factory=TestSetSection)
     split: SplitSection | None = None
     train_ok_only: bool = True
-    top_percents: list[PositiveFloat] = Field(default_factory=lambda: [10.0])
-    scatter_size: PositiveInt | None = None
-    n_jobs: PositiveInt = 1
-    max_train_cells: NonNegativeInt = 0
+    top_percents: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=lambda: [10.0], min_length=1
+    )
+    scatter_size: Size | None = None
+    #: parallel jobs (at most the cores and the jobs there are)
+    n_jobs: Count = 1
+    max_train_cells: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
 
     @model_validator(mode="before")
     @classmethod
@@ -127,6 +142,12 @@ def load_predict_config(path: Path | str) -> PredictCompareConfig:
     return cfg
 
 
+def parallel_jobs(n_jobs: int, jobs: int) -> int:
+    """Processes for ``jobs`` jobs: ``n_jobs``, but no more than the jobs and the cores (more
+    would only wait on each other, each holding a copy of the models in memory)."""
+    return max(1, min(n_jobs, jobs, os.cpu_count() or 1))
+
+
 # -- data ------------------------------------------------------------------------------------
 Cells = list[tuple[Genotype, float]]
 
@@ -135,15 +156,18 @@ def _read_cells(path: Path, space: SearchSpace) -> list[tuple[Genotype, dict[str
     """Rows of a CSV/JSONL split file: the genotype and the rest of the row."""
     if not path.is_file():
         raise ConfigError(f"split: {path}: file not found")
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        numbered = list(enumerate(rows, start=1))
-    else:
-        with path.open(newline="") as fh:
-            numbered = list(enumerate(csv.DictReader(fh), start=2))
+    try:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            lines = path.read_text(encoding="utf-8").splitlines()
+            numbered = [(n, json.loads(ln)) for n, ln in enumerate(lines, start=1) if ln.strip()]
+        else:
+            with path.open(newline="", encoding="utf-8") as fh:
+                numbered = list(enumerate(csv.DictReader(fh), start=2))
+    except (ValueError, csv.Error, RecursionError, OSError) as e:
+        raise ConfigError(f"split: {path}: not a CSV or JSONL table ({str(e)[:200]})") from None
     out = []
     for n, row in numbered:
-        if "genotype" not in row:
+        if not isinstance(row, dict) or "genotype" not in row:
             raise ConfigError(f"split: {path} row {n}: no 'genotype' column")
         try:
             out.append((space.validate(parse_genotype_cell(row["genotype"])), row))
@@ -157,7 +181,10 @@ def _with_objectives(
 ) -> Cells:
     """Objectives from the rows when they carry one, else from the ground truth."""
     if rows is not None and all(r.get("objective") not in (None, "") for r in rows):
-        return [(g, float(r["objective"])) for g, r in zip(genotypes, rows)]
+        try:
+            return [(g, float(r["objective"])) for g, r in zip(genotypes, rows)]
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError("split: an objective of the split is not a number") from None
     return [(g, r.objective) for g, r in zip(genotypes, gt.evaluate(genotypes))]
 
 
@@ -306,7 +333,7 @@ def run_predict_comparison(cfg: PredictCompareConfig, progress: bool = True) -> 
         delayed(_run_cell)(space, e, orders[seed], test, size, seed, cfg.top_percents)
         for e, size, seed in grid
     )
-    for row in Parallel(n_jobs=cfg.n_jobs, return_as="generator")(jobs):
+    for row in Parallel(n_jobs=parallel_jobs(cfg.n_jobs, len(grid)), return_as="generator")(jobs):
         name = _cell_name(row["surrogate"], row["size"], row["seed"])
         atomic_write_text(cells_dir / name, json.dumps(row))
         bar.update(1)

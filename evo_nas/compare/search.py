@@ -13,12 +13,16 @@ from typing import Annotated, Any
 
 import numpy as np
 from joblib import Parallel, delayed
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from tqdm import tqdm
 
+from evo_nas.compare.predict import parallel_jobs
 from evo_nas.config.components import Component, Section, validated_options
 from evo_nas.config.errors import ConfigError
 from evo_nas.config.schema import (
+    Count,
+    FilePath,
+    Name,
     SearchConfig,
     Seed,
     build_ground_truth,
@@ -35,7 +39,7 @@ from evo_nas.search.launch import resume_search, run_search
 class MethodEntry(Section):
     """One way to search: a surrogate (or none) and overrides of the search sections."""
 
-    label: str
+    label: Name
     surrogate: Component | None = None
     search: dict[str, Any] = Field(default_factory=dict)
     surrogate_loop: dict[str, Any] = Field(default_factory=dict)
@@ -51,9 +55,9 @@ class MethodEntry(Section):
 class SearchCompareConfig(Section):
     """A whole ``compare search`` YAML."""
 
-    name: str = "compare_search"
-    output_dir: Path = Path("runs")
-    base: Path
+    name: Name = "compare_search"
+    output_dir: FilePath = Path("runs")
+    base: FilePath
     methods: list[MethodEntry] = Field(min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     #: the objective to reach; null: each of ``target_quantiles`` of the table's objectives
@@ -63,7 +67,7 @@ class SearchCompareConfig(Section):
     )
     #: a method whose median evaluations to the target the others are divided by
     reference: str | None = None
-    n_jobs: PositiveInt = 1
+    n_jobs: Count = 1
 
     @model_validator(mode="after")
     def _unique(self) -> SearchCompareConfig:
@@ -83,7 +87,10 @@ def load_search_compare(path: Path | str) -> tuple[SearchCompareConfig, dict[str
     if not cfg.output_dir.is_absolute():
         cfg.output_dir = (here / cfg.output_dir).resolve()
     base_path = cfg.base if cfg.base.is_absolute() else (here / cfg.base).resolve()
-    base = read_yaml(base_path)
+    try:
+        base = read_yaml(base_path)
+    except ConfigError as e:
+        raise ConfigError(f"base: {e}") from None
     if not isinstance(base, dict):
         raise ConfigError(f"base: {base_path} must hold a search config mapping")
     return cfg, base, base_path.parent
@@ -145,7 +152,8 @@ def run_search_comparison(
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(configs), desc="searches", disable=not progress)
     jobs = (delayed(_run_one)(c, base_dir) for c in configs.values())
-    for _ in Parallel(n_jobs=cfg.n_jobs, return_as="generator")(jobs):
+    n_jobs = parallel_jobs(cfg.n_jobs, len(configs))
+    for _ in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
         bar.update(1)
     bar.close()
     curves: dict[str, list[np.ndarray]] = {}

@@ -11,7 +11,7 @@ import inspect
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -21,11 +21,16 @@ from ground_truths import GROUND_TRUTHS
 from search_spaces import SPACES
 from surrogates import SURROGATES
 
+#: how every config mapping reads its values: unknown keys refused; types strict (no ``true``
+#: for a number, no ``"3"`` for a seed); numbers finite (no ``.inf`` or ``.nan`` where they
+#: mean nothing)
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
 
 class Section(BaseModel):
-    """A config mapping whose unknown keys are refused."""
+    """A config mapping whose unknown keys are refused and whose values are strictly typed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
 
 class Component(Section):
@@ -66,11 +71,27 @@ def _option_fields(factory: Any, section: str) -> dict[str, tuple[Any, Any]] | N
         if name in _INJECTED[section] or p.kind is p.VAR_POSITIONAL:
             continue
         default = ... if p.default is p.empty else p.default
-        fields[name] = (hints.get(name, Any), default)
+        fields[name] = (_from_yaml(hints.get(name, Any)), default)
     return fields
 
 
+def _from_yaml(annotation: Any) -> Any:
+    """An option's type as a strict model reads YAML: a path from a string, a tuple from a
+    list (what YAML can write)."""
+    if _is_path(annotation) or _holds(annotation, tuple):
+        return Annotated[annotation, Field(strict=False)]
+    return annotation
+
+
+def _holds(annotation: Any, kind: type) -> bool:
+    if annotation is kind or typing.get_origin(annotation) is kind:
+        return True
+    return any(_holds(a, kind) for a in typing.get_args(annotation))
+
+
 def _is_path(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is Annotated:
+        return _is_path(typing.get_args(annotation)[0])
     if annotation is Path:
         return True
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
@@ -96,7 +117,7 @@ def validated_options(section: str, comp: Component) -> dict[str, Any]:
         return dict(comp.options)
     model = create_model(
         f"{comp.name}_options",
-        __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        __config__=ConfigDict(**STRICT, arbitrary_types_allowed=True),
         **fields,
     )
     try:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     PositiveFloat,
-    PositiveInt,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -46,6 +47,30 @@ MAX_COUNT = 1024
 Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
 
 
+#: the longest path a config may give (Linux's PATH_MAX) and the longest part of one (NAME_MAX)
+MAX_PATH_BYTES, MAX_PART_BYTES = 4096, 255
+
+
+def _checked_path(path: Path) -> Path:
+    """A path the file system can take: no NUL, parts and whole within Linux's limits."""
+    text = str(path)
+    if "\x00" in text:
+        raise ValueError("a path holds no NUL character")
+    if len(text.encode()) > MAX_PATH_BYTES:
+        raise ValueError(f"a path is at most {MAX_PATH_BYTES:,} bytes long")
+    if any(len(part.encode()) > MAX_PART_BYTES for part in path.parts):
+        raise ValueError(f"each part of a path is at most {MAX_PART_BYTES} bytes long")
+    return path
+
+
+#: a file or folder a config names (relative paths are taken from the config's folder)
+FilePath = Annotated[Path, Field(strict=False), AfterValidator(_checked_path)]
+#: the name of a run (or comparison) folder, or of a label that becomes part of one: one
+#: path component of letters, digits and ``_ . + -``, not starting with a dot, so that it
+#: stays inside ``output_dir`` and is an ordinary file name everywhere
+Name = Annotated[str, StringConstraints(pattern=r"^[\w+-][\w.+-]*$", max_length=100)]
+
+
 def _name_only(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
@@ -72,6 +97,8 @@ class SearchSection(Section):
             raise ValueError(
                 f"sample ({self.sample}) must not exceed population ({self.population})"
             )
+        if self.pool_options and not self.pool:
+            raise ValueError("pool_options: only with pool: true (they would be ignored)")
         return self
 
 
@@ -99,7 +126,8 @@ class SurrogateLoopSection(Section):
 class BudgetSection(Section):
     """When the search stops: ground-truth evaluations and/or wall time."""
 
-    evaluations: PositiveInt | None = 100
+    #: (at most a billion: far beyond what any search evaluates, so a larger count is a typo)
+    evaluations: Annotated[int, Field(gt=0, le=10**9)] | None = 100
     wall_time_s: PositiveFloat | None = None
 
     @model_validator(mode="after")
@@ -109,16 +137,36 @@ class BudgetSection(Section):
         return self
 
 
+#: host[:port], with a scheme or not (the scheme is checked per backend)
+_ADDRESS = r"^([a-z]+://)?[A-Za-z0-9._\-\[\]:]+$|^auto$"
+_SCHEMES = {"dask": ("tcp", "tls", "ws", "wss", "ucx", "inproc"), "ray": ("ray",)}
+
+
 class ExecutionSection(Section):
     """Where and how ground-truth evaluations run."""
 
     backend: Literal["local", "dask", "ray"] = "local"
     workers: Count = 1
-    address: str | None = None
+    #: a scheduler (dask: [tcp|tls|ws|wss|ucx|inproc]://host[:port]) or cluster (ray: auto,
+    #: ray://host:port or host:port) address
+    address: Annotated[str, StringConstraints(pattern=_ADDRESS, max_length=1000)] | None = None
     threads_per_worker: Count | None = None
     gpus_per_task: Annotated[float, Field(ge=0, le=MAX_COUNT)] = 0.0
     retries: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 2
     timeout_s: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _address_of_a_cluster(self) -> ExecutionSection:
+        if self.address is not None and self.backend == "local":
+            raise ValueError("address: only with backend dask or ray (local starts its workers)")
+        scheme = self.address.partition("://")[0] if "://" in (self.address or "") else None
+        allowed = _SCHEMES[self.backend] if self.backend != "local" else ()
+        if scheme is not None and scheme not in allowed:
+            raise ValueError(
+                f"address: scheme '{scheme}://' is not one of {self.backend}'s "
+                f"({', '.join(s + '://' for s in allowed)})"
+            )
+        return self
 
 
 class LoggingSection(Section):
@@ -141,8 +189,8 @@ class FinalSection(Section):
 class SearchConfig(Section):
     """A whole ``search.yaml``."""
 
-    name: str = "search"
-    output_dir: Path = Path("runs")
+    name: Name = "search"
+    output_dir: FilePath = Path("runs")
     seed: Seed = 0
     space: Component
     ground_truth: Component
@@ -162,13 +210,6 @@ class SearchConfig(Section):
         value = _name_only(value)
         if value is None or (isinstance(value, dict) and value.get("name") in ("none", None)):
             return None
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        if not value or "/" in value or "\\" in value or value in (".", ".."):
-            raise ValueError(f"'{value}' is not a plain directory name")
         return value
 
 

@@ -9,6 +9,7 @@ anything walks it. Every problem is a one-line :class:`YAMLInputError` naming th
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,34 @@ class _StrictLoader(yaml.SafeLoader):
                     )
                 seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper, quoting what :class:`_StrictLoader` would not read back as a string."""
+
+
+# a number with an exponent and no decimal point (``1e-3``) is a float, as in YAML 1.2, not
+# the string YAML 1.1 reads (the configs' numbers are strictly typed: a string is no number)
+for _cls in (_StrictLoader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML that :func:`read_yaml` reads back as it is (a string ``"1e3"``
+    quoted)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
+
+
+def read_scalar(text: str) -> Any:
+    """One value written on a command line (``--set key=VALUE``), read as a config's are."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (safe)
+    except (yaml.YAMLError, RecursionError):
+        return text
 
 
 def _check_shape(data: Any, path: Path) -> None:

@@ -133,6 +133,11 @@ class GroundTruthCache:
     ``out_of_time()`` says the wall-time budget is over. ``on_record`` is called after each
     new result so the run directory and checkpoint follow every evaluation. ``in_flight``
     holds what was submitted and not yet recorded, so a resumed run can re-queue it.
+
+    A resumed run restarts from the state at the start of its step; the results recorded
+    since then are ``replay``: submitting such a cell again answers it from its record
+    instead of evaluating it, and it is recorded (and announced) again in the order the run
+    reaches it, so that the resumed run writes what the uninterrupted one wrote.
     """
 
     def __init__(
@@ -151,11 +156,29 @@ class GroundTruthCache:
         self.records: list[Record] = []
         self.by_key: dict[str, Record] = {}
         self.in_flight: dict[str, dict[str, Any]] = {}
+        self.replay: dict[str, Record] = {}
+        self._ready: list[str] = []  # replayed cells submitted and not yet collected
 
-    def load(self, records: list[Record]) -> None:
-        """Restore the records of a checkpoint."""
-        self.records = list(records)
+    def load(self, records: list[Record], at_boundary: int) -> None:
+        """Restore the records of a checkpoint: the first ``at_boundary`` as recorded, the
+        rest to be replayed."""
+        self.records = list(records[:at_boundary])
         self.by_key = {r["key"]: r for r in self.records}
+        self.replay = {r["key"]: r for r in records[at_boundary:]}
+
+    def pending_replay(self) -> list[Record]:
+        """The results still to be replayed, numbered after the records (the checkpoint
+        keeps them until they are recorded again)."""
+        n = len(self.records)
+        ordered = sorted(self.replay.values(), key=lambda r: r["index"])
+        return [{**r, "index": n + i} for i, r in enumerate(ordered, start=1)]
+
+    def flush_replay(self) -> None:
+        """Record the replayed results the run did not reach again (nothing is lost)."""
+        for r in sorted(self.replay.values(), key=lambda r: r["index"]):
+            meta = {k: r[k] for k in ("genotype", "phase", "round", "predicted")}
+            self.in_flight[r["key"]] = meta
+            self.record(r["key"], r["result"])
 
     def __contains__(self, key: object) -> bool:
         return key in self.by_key
@@ -182,12 +205,16 @@ class GroundTruthCache:
             "round": round_,
             "predicted": None if predicted is None else float(predicted),
         }
-        self.dispatcher.submit(k, genotype)
+        if k in self.replay:
+            self._ready.append(k)  # answered from its record at the next collection
+        else:
+            self.dispatcher.submit(k, genotype)
         return True
 
     def record(self, key: str, result: Result) -> Record:
         """Store a finished evaluation of a submitted cell (and tell ``on_record``)."""
         meta = self.in_flight.pop(key)
+        self.replay.pop(key, None)
         record = {"index": len(self.records) + 1, "key": key, "result": result, **meta}
         self.records.append(record)
         self.by_key[key] = record
@@ -195,7 +222,14 @@ class GroundTruthCache:
         return record
 
     def finished(self) -> list[tuple[str, Result]]:
-        """Evaluations that finished since the last call, not yet recorded (``record`` them)."""
+        """Evaluations that finished since the last call, not yet recorded (``record`` them).
+
+        Replayed cells come first, alone and in the order they were first recorded: they
+        finished before anything still running did."""
+        if self._ready:
+            ready = sorted(self._ready, key=lambda k: self.replay[k]["index"])
+            self._ready = []
+            return [(k, self.replay[k]["result"]) for k in ready]
         return self.dispatcher.collect()
 
     # -- synchronous use: a batch, recorded in submission order --------------------------
@@ -216,7 +250,7 @@ class GroundTruthCache:
         done: dict[str, Result] = {}
         for k in order:
             while k not in done:
-                done.update(self.dispatcher.collect())
+                done.update(self.finished())
             self.record(k, done.pop(k))
         return [self.by_key[k]["result"] if k in self.by_key else None for k in keys]
 

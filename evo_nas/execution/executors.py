@@ -159,7 +159,7 @@ class DaskExecutor(Executor):
         else:
             try:
                 self.client = Client(address, timeout=30)
-            except OSError as e:
+            except (OSError, ValueError, TypeError) as e:
                 raise ConfigError(f"execution.address: cannot reach {address} ({e})") from None
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
 
@@ -260,6 +260,6 @@ def make_executor(cfg: ExecutionSection) -> Executor:
         return DaskExecutor(cfg.address, cfg.workers, cfg.gpus_per_task)
     if cfg.backend == "ray":
         return RayExecutor(cfg.address, cfg.workers, cfg.gpus_per_task)
-    if cfg.workers == 1:
-        return InlineExecutor()
+    if cfg.workers == 1 and cfg.timeout_s is None:
+        return InlineExecutor()  # (a time limit needs a worker process that can be stopped)
     return LocalExecutor(cfg.workers)

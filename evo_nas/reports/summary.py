@@ -14,7 +14,16 @@ from evo_nas.rundir.files import RunDir, atomic_write_text
 
 
 def _objective(text: str) -> float:
-    return float(text) if text not in ("", "inf") else math.inf
+    """An objective as ``evaluations.csv`` holds it; no value or NaN reads as diverged (inf)."""
+    value = float(text) if text not in ("", "inf") else math.inf
+    return math.inf if math.isnan(value) else value
+
+
+def _count(event: dict[str, Any], key: str) -> float:
+    """A cost figure of an event (0 where it has none, or no finite number)."""
+    value = event.get(key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else 0
 
 
 def format_objective(value: float | str) -> str:
@@ -62,8 +71,8 @@ def surrogate_costs(run_dir: Path) -> tuple[float, int]:
     seconds, screened = 0.0, 0
     for e in RunDir(run_dir).read_events():
         if e.get("event") in ("fit", "warm_start", "done"):
-            seconds += float(e.get("fit_s") or 0) + float(e.get("predict_s") or 0)
-            screened += int(e.get("screened") or 0)
+            seconds += _count(e, "fit_s") + _count(e, "predict_s")
+            screened += int(_count(e, "screened"))
     return seconds, screened
 
 
@@ -108,7 +117,8 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
     cost = sum(float(r["cost_s"] or 0) for r in rows)
     events = rd.read_events()
     done = [e for e in events if e.get("event") == "done"]
-    state = f"finished: {done[-1]['reason']}" if done else "not finished (resume it to continue)"
+    reason = done[-1].get("reason") if done else None
+    state = f"finished: {reason}" if done else "not finished (resume it to continue)"
     summary = (
         f"{n} evaluations ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}), "
         f"ground-truth cost {cost:.1f} s; {state}"
@@ -129,7 +139,7 @@ def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
     from evo_nas.reports.plots import draw_cell, plot_best_so_far, plot_refits
 
     rd = RunDir(run_dir)
-    out = rd.path / "plots"
+    out = rd.own_folder("plots")
     paths = [plot_best_so_far({rd.path.name: [best_so_far(rd.path)]}, out / "best_so_far.png")]
     rows = rd.read_evaluations()
     points = [
@@ -170,30 +180,43 @@ if __name__ == "__main__":
 
 def export_files(run_dir: Path, top: int) -> dict[str, str]:
     """The ``top`` best genotypes (``top_cells.json``) and a script that rebuilds them as
-    modules (``rebuild_cells.py``), by file name; read from the run, nothing written."""
+    modules (``rebuild_cells.py``), by file name; the run's config and every exported genotype
+    are checked, and nothing is written."""
+    from evo_nas.config.schema import parse_config
+
     rd = RunDir(run_dir)
+    space = _space_of(run_dir)
     rows = rd.read_evaluations()
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    for r in ranked:
+        try:
+            space.from_json(json.loads(r["genotype"]))
+        except ValueError as e:
+            raise ValueError(
+                f"{rd.evaluations_path} evaluation {r['index']}: not a genotype of the run's "
+                f"space ({str(e)[:200]})"
+            ) from None
     cells = [
         {
             "rank": rank,
             "key": r["key"],
             "genotype": json.loads(r["genotype"]),
-            "objective": r["objective"] if r["objective"] == "inf" else float(r["objective"]),
+            "objective": "inf" if math.isinf(_objective(r["objective"])) else float(r["objective"]),
             "status": r["status"],
             "evaluation": int(r["index"]),
         }
         for rank, r in enumerate(ranked, start=1)
     ]
-    space_cfg = rd.read_config()["space"]
-    snippet = _SNIPPET.format(name=space_cfg["name"], options=space_cfg.get("options") or {})
+    space_cfg = parse_config(rd.read_config(), rd.path.resolve()).space
+    snippet = _SNIPPET.format(name=space_cfg.name, options=space_cfg.options)
     return {"top_cells.json": json.dumps(cells, indent=2), "rebuild_cells.py": snippet}
 
 
 def export_top(run_dir: Path, top: int, out_dir: Path | None = None) -> Path:
-    """Write :func:`export_files` into ``out_dir`` (default ``RUN_DIR/export``)."""
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "export"
+    """Write :func:`export_files` into ``out_dir`` (default ``RUN_DIR/export``, refused when
+    it is a link); everything is checked before anything is written."""
     files = export_files(run_dir, top)
+    out = Path(out_dir) if out_dir is not None else RunDir(run_dir).own_folder("export")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         atomic_write_text(out / name, text)

@@ -16,22 +16,28 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     NonNegativeFloat,
-    NonNegativeInt,
-    PositiveInt,
     ValidationError,
 )
 
 from evo_nas.rundir.files import RunDir
 from evo_nas.rundir.lock import RunDirError
-from evo_nas.search.state import RngStates, SearchState, genotype_from_data, plain
+from evo_nas.search.state import (
+    MAX_STEPS,
+    InFlightCell,
+    RngStates,
+    SearchState,
+    genotype_from_data,
+    plain,
+)
 from evo_nas_common.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 from ground_truths import Result
 from search_spaces import Genotype, SearchSpace
@@ -141,20 +147,13 @@ class _Boundary(_Model):
 class _Result(_Model):
     objective: float
     status: Literal["ok", "diverged", "failed"]
-    cost_s: float
+    cost_s: Annotated[float, Field(ge=0)]
     metrics: dict[str, Any]
     message: str
 
 
-class _InFlight(_Model):
-    genotype: Any
-    phase: Literal["warmup", "evolve", "promote"]
-    round: NonNegativeInt
-    predicted: float | None
-
-
-class _Record(_InFlight):
-    index: PositiveInt
+class _Record(InFlightCell):
+    index: Annotated[int, Field(ge=1, le=MAX_STEPS)]
     key: str
     result: _Result
 
@@ -165,8 +164,8 @@ class _Checkpoint(_Model):
     config: dict[str, Any]
     boundary: _Boundary
     records: list[_Record]
-    in_flight: dict[str, _InFlight]
-    events_written: NonNegativeInt
+    in_flight: dict[str, InFlightCell]
+    events_written: Annotated[int, Field(ge=0, le=MAX_STEPS)]
     elapsed_s: NonNegativeFloat
 
 
@@ -188,6 +187,19 @@ class Checkpoint:
     boundary: bytes  # as stored, for the checkpoints written while the step is replayed
     recovered: str | None = None  # why an older generation is used, when it is
 
+    @property
+    def events_kept(self) -> int:
+        """The lines of ``events.jsonl`` a resumed run keeps: those written by the boundary
+        (by the last save, for a checkpoint written before the boundary counted them)."""
+        at = self.state.events_at_boundary
+        return self.events_written if at is None else at
+
+    @property
+    def records_kept(self) -> int:
+        """The results whose ``evaluation`` events those lines hold."""
+        at = self.state.events_at_boundary
+        return len(self.records) if at is None else self.state.records_at_boundary
+
 
 class _Damaged(Exception):
     """What is wrong with a checkpoint (the caller adds the file's name)."""
@@ -208,7 +220,7 @@ def _rng(saved: _Rng) -> RngStates:
         raise _Damaged(f"boundary.rng.python: not a generator state ({e})") from None
     try:
         np.random.PCG64().state = saved.numpy
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, OverflowError) as e:
         raise _Damaged(f"boundary.rng.numpy: not a PCG64 state ({e})") from None
     if not isinstance(saved.torch, np.ndarray) or saved.torch.dtype != np.uint8:
         raise _Damaged("boundary.rng.torch: not a byte array")
@@ -283,6 +295,14 @@ def _read(path: Path, space: SearchSpace) -> Checkpoint:
         )
     if set(ck.in_flight) & {r["key"] for r in records}:
         raise _Damaged("in_flight: a cell in flight is also recorded")
+    at_boundary = {r["key"] for r in records[: state.records_at_boundary]}
+    if set(state.in_flight or ()) & at_boundary:
+        raise _Damaged("boundary.search.in_flight: a cell in flight is also recorded")
+    if state.events_at_boundary is not None and state.events_at_boundary > ck.events_written:
+        raise _Damaged(
+            f"boundary.search.events_at_boundary {state.events_at_boundary} > events_written "
+            f"{ck.events_written}"
+        )
     for k, meta in ck.in_flight.items():
         _genotype(space, meta.genotype, f"in_flight[{k!r}].genotype")
     if not math.isfinite(ck.elapsed_s):

@@ -43,14 +43,16 @@ class Checkpointer:
         self.save()
 
     def save(self) -> None:
-        """Rewrite the checkpoint: the boundary, every result so far, the cells in flight."""
+        """Rewrite the checkpoint: the boundary, every result so far (those a resumed run is
+        still to replay included), the cells in flight."""
         assert self.boundary is not None
         records = self.cache.records
         self.records += [record_json(r) for r in records[len(self.records) :]]
+        pending = [record_json(r) for r in self.cache.pending_replay()]
         data = checkpoint_bytes(
             self.config,
             self.boundary,
-            self.records,
+            self.records + pending,
             self.cache.in_flight,
             self.events.written,
             self.budget.elapsed(),
@@ -60,7 +62,7 @@ class Checkpointer:
 
     def resume(self, ck: Checkpoint) -> None:
         """Continue from ``ck``: its boundary and results are the parts of the next saves."""
-        self.records = [record_json(r) for r in ck.records]
+        self.records = [record_json(r) for r in ck.records[: ck.state.records_at_boundary]]
         self.boundary = ck.boundary
         # resumed from an older generation: keep it until a new one is written over the bad one
         self.keep_previous = ck.recovered is None

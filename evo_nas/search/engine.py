@@ -129,8 +129,10 @@ class SearchEngine:
         self.strategy = strategy_cls(self.search)
         #: the run directory's lock, held until :meth:`run` returns
         self.lock: RunLock | None = None
-        #: for a resumed run, the cells its checkpoint holds in flight
+        #: for a resumed run, the cells in flight at its checkpoint's boundary
         self.resumed: InFlight | None = None
+        #: whether a resumed run had finished its search (and logged so)
+        self.finished = False
         if checkpoint is not None:
             self._restore(checkpoint)
 
@@ -200,7 +202,9 @@ class SearchEngine:
         return None
 
     def _restore(self, ck: Checkpoint) -> None:
-        """Continue from a checkpoint: generators, results, logs cut back to match."""
+        """Continue from a checkpoint's boundary: generators, strategy, surrogate, results and
+        logs cut back to it (the results recorded since are replayed, :class:`GroundTruthCache`).
+        """
         self.search.generators.restore(ck.rng)
         try:
             self.strategy.load_state_dict(ck.strategy)
@@ -209,15 +213,21 @@ class SearchEngine:
                 f"{ck.path}: damaged checkpoint (boundary.strategy.{e})"
             ) from None
         stale = self._load_surrogate(ck)
-        self.cache.load(ck.records)
-        self.events.written = ck.events_written
+        st = self.state
+        # a checkpoint written before the boundary kept its events and cells keeps all results
+        at = st.records_at_boundary if st.events_at_boundary is not None else len(ck.records)
+        self.cache.load(ck.records, at)
+        kept = self.run_dir.read_events()[: ck.events_kept]
+        self.finished = st.done and any(e.get("event") == "done" for e in kept)
+        # a finished run keeps the final stage's events; any other cuts back to its boundary
+        self.events.written = self.run_dir.complete_events() if self.finished else ck.events_kept
         self.search.budget.resume_at(ck.elapsed_s)
         self.run_dir.remove_stale_temporaries()
         self.run_dir.truncate_events(self.events.written)
         if not self.run_dir.rewrite_evaluations(self.cache.records):
             warnings.warn(
                 f"{self.run_dir.evaluations_path}: missing or damaged; rebuilt from the "
-                f"checkpoint's {len(self.cache.records)} results",
+                f"checkpoint's {len(ck.records)} results",
                 CheckpointWarning,
                 stacklevel=2,
             )
@@ -225,8 +235,10 @@ class SearchEngine:
         if best is not None:
             self.run_dir.write_best(best)
         self.checkpointer.resume(ck)
-        self.resumed = dict(ck.in_flight)
-        self.events.emit({"event": "resume", "evaluations": len(self.cache.records)})
+        self.resumed = dict(st.in_flight if st.in_flight is not None else ck.in_flight)
+        if self.finished:
+            return  # nothing left to do but the final stage: the logs stay as they are
+        self.events.emit({"event": "resume", "evaluations": len(ck.records)})
         if ck.recovered is not None:
             self.events.emit({"event": "checkpoint_recovered", "reason": ck.recovered})
         if self.resumed:
@@ -258,6 +270,17 @@ class SearchEngine:
 
     def _run(self) -> dict[str, Any]:
         self.ground_truth.attach(self.run_dir.ground_truth_dir)
+        if not self.finished:
+            self._search()
+        if self.cfg.final is not None:
+            run_final_stage(
+                self.cfg, self.space, self.cache.records, self.run_dir, self.events.emit
+            )
+        return self.cache.best_summary() or {}
+
+    def _search(self) -> None:
+        """The strategy's search on the configured executor, then the ``done`` event (and a
+        checkpoint that holds it, so that resuming a finished run changes nothing)."""
         execution = self.cfg.execution
         executor = make_executor(execution)
         cores = os.cpu_count() or 1
@@ -281,16 +304,12 @@ class SearchEngine:
         )
         try:
             self.strategy.run(executor.workers, self.resumed)
+            self.cache.flush_replay()
         finally:
             self.events.close_progress()
             executor.close()
-        if not any(e.get("event") == "done" for e in self.run_dir.read_events()):
-            done = {"event": "done", "reason": self.state.reason}
-            if self.surrogate is not None:
-                done.update(self.search.fitness.take_costs())
-            self.events.emit(done)
-        if self.cfg.final is not None:
-            run_final_stage(
-                self.cfg, self.space, self.cache.records, self.run_dir, self.events.emit
-            )
-        return self.cache.best_summary() or {}
+        done = {"event": "done", "reason": self.state.reason}
+        if self.surrogate is not None:
+            done.update(self.search.fitness.take_costs())
+        self.events.emit(done)
+        self.strategy.snapshot()

@@ -19,7 +19,7 @@ import numpy as np
 
 from evo_nas.config.schema import SearchConfig, build_final_ground_truth
 from evo_nas.execution.evaluation import Record, isolated_rng
-from evo_nas.rundir.files import RunDir, atomic_write_text, to_jsonable
+from evo_nas.rundir.files import RunDir, atomic_write_text, open_append, to_jsonable
 from ground_truths import GroundTruth, Result
 from search_spaces import SearchSpace
 
@@ -75,7 +75,7 @@ def _retrain(gt: GroundTruth, space: SearchSpace, record: Record, seed: int) -> 
 
 def _append_row(log: Path, row: dict[str, Any]) -> None:
     """Append ``row`` to ``log`` and sync it to disk, so a kill loses at most this row."""
-    with log.open("a") as fh:
+    with open_append(log) as fh:
         fh.write(json.dumps(to_jsonable(row)) + "\n")
         fh.flush()
         os.fsync(fh.fileno())

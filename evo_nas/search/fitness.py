@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -35,11 +35,6 @@ class Fitness:
     state: SearchState
     events: EventSink
     replays_steps: bool
-    #: seconds in the surrogate's ``predict`` and cells it saw first since the last report
-    #: (:meth:`take_costs`)
-    predict_s: float = 0.0
-    screened: int = 0
-    _seen: set[str] = field(default_factory=set, repr=False)
 
     def known(self, key: str) -> bool:
         """Evaluated already, as far as choosing new cells is concerned: before the current
@@ -70,18 +65,20 @@ class Fitness:
         start = time.perf_counter()
         with isolated_rng(self.seed):
             pred, std = self.surrogate.predict_with_std(genotypes)
-        self.predict_s += time.perf_counter() - start
+        st = self.state
+        st.unreported_predict_s += time.perf_counter() - start
         keys = {self.space.key(g) for g in genotypes}
-        self.screened += len(keys - self._seen)
-        self._seen |= keys
+        st.unreported_screened += len(keys - st.screened)
+        st.screened |= keys
         pred = np.asarray(pred, dtype=float)
         return np.where(np.isnan(pred), np.inf, pred), np.asarray(std, dtype=float)
 
     def take_costs(self) -> dict[str, float]:
         """Seconds of prediction and newly screened cells since the last call (the events'
-        cost figures; a resumed run counts a cell seen before the resume again)."""
-        out = {"predict_s": round(self.predict_s, 4), "screened": self.screened}
-        self.predict_s, self.screened = 0.0, 0
+        cost figures; kept in the state, so that resumes neither lose nor repeat them)."""
+        st = self.state
+        out = {"predict_s": round(st.unreported_predict_s, 4), "screened": st.unreported_screened}
+        st.unreported_predict_s, st.unreported_screened = 0.0, 0
         return out
 
     def __call__(self, genotypes: list[Genotype]) -> list[float]:

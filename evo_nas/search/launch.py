@@ -37,12 +37,21 @@ def check_config(config: str | Path) -> RunDir:
     return _run_dir_for(cfg)
 
 
-def _refuse_existing(run_dir: RunDir) -> None:
-    run_dir.refuse_if_locked()  # a run working there: name it
-    raise ConfigError(
-        f"name: run directory {run_dir.path} already exists "
-        "(use `evo-nas resume` to continue it, or --overwrite to start again)"
-    )
+def _refuse_existing(run_dir: RunDir, holding: bool = False) -> None:
+    """Refuse a run directory that a run works in or that holds a run's results (a directory
+    holding nothing of a run, e.g. one whose run stopped before its first result, is reused);
+    ``holding``: this process holds its lock."""
+    if not run_dir.path.exists():
+        return
+    if not holding:
+        run_dir.refuse_if_locked()  # a run working there: name it
+    run_dir.check_files()
+    held = run_dir.started()
+    if held is not None:
+        raise ConfigError(
+            f"name: run directory {run_dir.path} already exists and holds a run ({held}); "
+            "use `evo-nas resume` to continue it, or --overwrite to start again"
+        )
 
 
 def start_run(
@@ -63,13 +72,13 @@ def start_run(
     else:
         cfg = config
     run_dir = _run_dir_for(cfg)
-    if run_dir.exists() and not overwrite:
+    if not overwrite:
         _refuse_existing(run_dir)
     engine = SearchEngine(cfg, run_dir, progress)
     lock = run_dir.lock()
     try:
-        if run_dir.exists() and not overwrite:  # another run created it meanwhile
-            raise ConfigError(f"name: run directory {run_dir.path} was just created by another run")
+        if not overwrite:  # another run may have started there meanwhile
+            _refuse_existing(run_dir, holding=True)
         try:
             run_dir.create(config_to_dict(cfg))
         except OSError as e:
@@ -121,7 +130,7 @@ def _resumed_engine(rd: RunDir, progress: bool | None) -> SearchEngine:
         raise ConfigError(
             "config.yaml differs from the run's config, refusing to resume: " + "; ".join(diffs)
         )
-    rd.check_events(ck.events_written)
+    rd.check_events(ck.events_kept, ck.records_kept)
     return SearchEngine(current, rd, progress, ck)
 
 

@@ -132,6 +132,8 @@ class Search:
         """Make the current state (and the strategy's, ``strategy``) the boundary that a
         resume restarts from, and save it."""
         self.state.records_at_boundary = len(self.cache.records)
+        self.state.events_at_boundary = self.events.written
+        self.state.in_flight = dict(self.cache.in_flight)
         # an unfitted surrogate has nothing to save (and some refuse to say so)
         surrogate = self.fitness.surrogate.state_dict() if self.state.fitted else None
         self.checkpointer.snapshot(self.state, strategy, self.generators.states(), surrogate)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from deap import tools
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evo_nas.config.errors import first_line
 from evo_nas.search.evolution import genotype_of, make_individual, same_key
@@ -38,9 +38,12 @@ class SearchState:
     state_dict`).
 
     ``population`` and ``hof`` hold DEAP individuals; ``round_seen`` maps the key of every
-    cell predicted in the current round to (genotype, prediction). ``records_at_boundary`` is
-    the number of ground-truth results when the current step began; ``reason`` why the search
-    stopped (empty while it runs).
+    cell predicted in the current round to (genotype, prediction). ``records_at_boundary``,
+    ``events_at_boundary`` and ``in_flight`` are the ground-truth results, the lines of
+    ``events.jsonl`` and the cells in flight when the current step began (a resumed run
+    continues from exactly there); ``reason`` why the search stopped (empty while it runs).
+    ``screened`` (every cell the surrogate predicted) and the prediction seconds and new cells
+    not yet reported in an event (``unreported_*``) keep the cost figures exact across resumes.
     """
 
     round: int = 0
@@ -52,6 +55,11 @@ class SearchState:
     reason: str = ""
     records_at_boundary: int = 0
     fitted: bool = False
+    events_at_boundary: int | None = None  # None: a checkpoint written before it was kept
+    in_flight: dict[str, dict[str, Any]] | None = None
+    screened: set[str] = field(default_factory=set)
+    unreported_predict_s: float = 0.0
+    unreported_screened: int = 0
 
     @property
     def done(self) -> bool:
@@ -72,6 +80,11 @@ class SearchState:
             "reason": self.reason,
             "records_at_boundary": self.records_at_boundary,
             "fitted": self.fitted,
+            "events_at_boundary": self.events_at_boundary,
+            "in_flight": None if self.in_flight is None else plain(self.in_flight),
+            "screened": sorted(self.screened),
+            "unreported_predict_s": self.unreported_predict_s,
+            "unreported_screened": self.unreported_screened,
         }
 
     @classmethod
@@ -98,6 +111,11 @@ class SearchState:
             reason=d.reason,
             records_at_boundary=d.records_at_boundary,
             fitted=d.fitted,
+            events_at_boundary=d.events_at_boundary,
+            in_flight=None if d.in_flight is None else in_flight_from_data(space, d.in_flight),
+            screened=set(d.screened),
+            unreported_predict_s=d.unreported_predict_s,
+            unreported_screened=d.unreported_screened,
         )
 
 
@@ -111,16 +129,36 @@ class _Individual(_Data):
     fitness: list[float] = Field(max_length=1)
 
 
+#: the most rounds, generations, results or events a run can have come to (far beyond any
+#: budget; a larger number in a checkpoint is damage, and would overflow the derived seeds)
+MAX_STEPS = 2**31
+
+
+class InFlightCell(_Data):
+    """A cell in flight: its genotype (as JSON), the phase and round that chose it, and its
+    prediction."""
+
+    genotype: Any
+    phase: Literal["warmup", "evolve", "promote"]
+    round: Annotated[int, Field(ge=0, le=MAX_STEPS)]
+    predicted: float | None
+
+
 class _StateData(_Data):
-    round: NonNegativeInt
-    generation: NonNegativeInt
+    round: Annotated[int, Field(ge=0, le=MAX_STEPS)]
+    generation: Annotated[int, Field(ge=0, le=MAX_STEPS)]
     population: list[_Individual]
     round_seen: dict[str, tuple[Any, float]]
     logbook: list[dict[str, Any]]
     hof: list[_Individual]
     reason: str
-    records_at_boundary: NonNegativeInt
+    records_at_boundary: Annotated[int, Field(ge=0, le=MAX_STEPS)]
     fitted: bool
+    events_at_boundary: Annotated[int, Field(ge=0, le=MAX_STEPS)] | None = None
+    in_flight: dict[str, InFlightCell] | None = None
+    screened: list[str] = Field(default_factory=list)
+    unreported_predict_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    unreported_screened: Annotated[int, Field(ge=0, le=MAX_STEPS)] = 0
 
 
 def checked(model: type[_M], data: Any) -> _M:
@@ -144,6 +182,13 @@ def genotype_from_data(space: SearchSpace, obj: Any, where: str) -> Genotype:
         return space.from_json(obj)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
         raise ValueError(f"{where}: not a {space.name} genotype ({first_line(e)})") from None
+
+
+def in_flight_from_data(space: SearchSpace, cells: dict[str, InFlightCell]) -> dict[str, Any]:
+    """Cells in flight as the cache holds them, each genotype checked against ``space``."""
+    for k, m in cells.items():
+        genotype_from_data(space, m.genotype, f"in_flight[{k!r}].genotype")
+    return {k: m.model_dump() for k, m in cells.items()}
 
 
 def individual_data(space: SearchSpace, ind: Any) -> dict[str, Any]:

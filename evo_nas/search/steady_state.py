@@ -24,6 +24,8 @@ from search_spaces import Genotype
 
 #: candidates ranked at the last fit: (prediction, key, genotype), best first
 Queue = list[tuple[float, str, Genotype]]
+#: a free worker waits for results in flight before its next cell can be chosen
+_WAIT = object()
 
 
 class _State(BaseModel):
@@ -125,19 +127,29 @@ class SteadyState(Strategy):
         self.snapshot()
 
     def _refill(self, workers: int, finished: int = 0) -> None:
-        """Give free workers new cells; ``finished`` cells are done but not yet recorded."""
-        cache = self.search.cache
+        """Give free workers new cells; ``finished`` cells are done but not yet recorded.
+
+        A worker is refilled at once: a draw that finds no new cell is counted (``stale``)
+        and drawn again, so what a worker gets never depends on when the driver looked."""
+        search = self.search
+        cache = search.cache
         while len(cache.in_flight) - finished < workers and not cache.exhausted():
             candidate = self._next_candidate()
+            if candidate is _WAIT:
+                return
             if candidate is None:
                 self.stale += 1
-                return
+                if self.stale >= search.cfg.search.max_stale_generations:
+                    return
+                continue
             g, phase, pred = candidate
-            if cache.submit(g, phase, self.search.state.round, pred):
-                self.stale = 0
+            if not cache.submit(g, phase, search.state.round, pred):
+                return
+            self.stale = 0
 
-    def _next_candidate(self) -> tuple[Genotype, str, float | None] | None:
-        """The next cell for a free worker: (genotype, phase, predicted), or None for now."""
+    def _next_candidate(self) -> tuple[Genotype, str, float | None] | None | object:
+        """The next cell for a free worker: (genotype, phase, predicted); None when the draw
+        found no new cell; ``_WAIT`` when the next choice waits for results in flight."""
         search = self.search
         cfg, cache = search.cfg, search.cache
         if not search.with_surrogate:
@@ -147,7 +159,7 @@ class SteadyState(Strategy):
             return None if g is None else (g, "warmup", None)
         if self.queue is None:
             if any(m["phase"] == "warmup" for m in cache.in_flight.values()):
-                return None  # the first fit waits for the whole warm-up
+                return _WAIT  # the first fit waits for the whole warm-up
             self._refresh_candidates()
         assert self.queue is not None
         while self.queue:
@@ -157,7 +169,7 @@ class SteadyState(Strategy):
         if cfg.surrogate_loop.explore or not cache.in_flight:
             g = _random_unseen(search)
             return None if g is None else (g, "promote", None)
-        return None
+        return _WAIT  # the next candidates come with the next fit
 
     def _refresh_candidates(self) -> None:
         """Refit the surrogate, evolve on it, and queue the unseen cells it found, best first."""
