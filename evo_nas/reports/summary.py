@@ -185,7 +185,7 @@ def export_files(run_dir: Path, top: int) -> dict[str, str]:
     from evo_nas.config.schema import parse_config
 
     rd = RunDir(run_dir)
-    space = _space_of(run_dir)
+    space = space_of(run_dir)
     rows = rd.read_evaluations()
     ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
     for r in ranked:
