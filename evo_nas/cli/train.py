@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from evo_nas_common.registry import UnknownNameError
 from ground_truths.digits_data import fetch_mnist
 from ground_truths.ptb_corpus import fetch_ptb
 from ground_truths.ptb_trainer import PRESETS, PTBTrainer, TrainConfig
-from search_spaces import GenotypeError, get_space
+from search_spaces import GenotypeError, SearchSpace, get_space
 
 #: dataset name -> its verified fetch (source, dest)
 _FETCHERS = {"ptb": fetch_ptb, "mnist": fetch_mnist}
@@ -102,22 +103,7 @@ def train(
         g = space.validate(genotype)
     except (UnknownNameError, GenotypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    options = {"test": test, **_parse_sets(sets)}
-    if epochs is not None:
-        options["epochs"] = epochs
-    try:
-        limit = options.pop("time_limit_s", None)
-        trainer = PTBTrainer(
-            space, {"preset": preset, **options}, None, data, device, time_limit_s=limit
-        )
-    except (ValueError, TypeError) as e:
-        raise click.UsageError(str(e)) from None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        trainer.attach(out / "cache")
-        (out / "curve.json").touch()  # refuse an output folder that cannot be written now
-    except OSError as e:
-        raise click.UsageError(f"--out: {out}: cannot write there ({e.strerror or e})") from None
+    trainer = _trainer(space, preset, epochs, sets, data, device, test, out)
     cfg = trainer.config
     click.echo(
         f"{space.describe(g)} | preset {preset} | nhid {cfg.nhid} | epochs {cfg.epochs} "
@@ -125,25 +111,7 @@ def train(
     )
     batch_ppl: list[float] = []
     bar = Progress("training", unit="batch")
-
-    def progress(event: dict[str, Any]) -> None:
-        if event["event"] == "batch":
-            if bar.total is None:
-                bar.reset(total=event["batches"] * (cfg.epochs - event["epoch"] + 1))
-            batch_ppl.append(event["ppl"])
-            bar.status(
-                f"epoch {event['epoch']} loss {event['loss']:.3f} ppl {event['ppl']:.1f}",
-                refresh=False,
-            )
-            bar.update()
-        else:
-            bar.note(
-                f"epoch {event['epoch']}: train ppl {event['train_ppl']:.2f}, "
-                f"valid ppl {event['val_ppl']:.2f}{' (ASGD)' if event['asgd'] else ''}",
-                file=sys.stdout,
-            )
-
-    trainer.progress = progress
+    trainer.progress = _show_progress(bar, cfg.epochs, batch_ppl)
     try:
         result = trainer.evaluate_one(g)
     finally:
@@ -164,14 +132,70 @@ def train(
     }
     (out / "curve.json").write_text(json.dumps(report, indent=2))
     if report["curve"]:
-        title = f"{space.describe(g)} ({preset})"
-        _plot(report["curve"], batch_ppl, out / "curve.png", title)
+        _plot(report["curve"], batch_ppl, out / "curve.png", f"{space.describe(g)} ({preset})")
     if result.status != "ok":
         raise click.ClickException(f"training {result.status}: {result.message}")
     line = f"valid ppl {result.objective:.2f}"
     if report["test_ppl"] is not None:
         line += f", test ppl {report['test_ppl']:.2f}"
     click.echo(f"{line} ({result.cost_s:.0f} s); wrote {out / 'curve.json'}")
+
+
+def _trainer(
+    space: SearchSpace,
+    preset: str,
+    epochs: int | None,
+    sets: tuple[str, ...],
+    data: Path | None,
+    device: str,
+    test: bool,
+    out: Path,
+) -> PTBTrainer:
+    """The trainer the options describe, attached to OUT/cache; a usage error in one line
+    for a bad option or an output folder that cannot be written."""
+    options = {"test": test, **_parse_sets(sets)}
+    if epochs is not None:
+        options["epochs"] = epochs
+    try:
+        limit = options.pop("time_limit_s", None)
+        trainer = PTBTrainer(
+            space, {"preset": preset, **options}, None, data, device, time_limit_s=limit
+        )
+    except (ValueError, TypeError) as e:
+        raise click.UsageError(str(e)) from None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        trainer.attach(out / "cache")
+        (out / "curve.json").touch()  # refuse an output folder that cannot be written now
+    except OSError as e:
+        raise click.UsageError(f"--out: {out}: cannot write there ({e.strerror or e})") from None
+    return trainer
+
+
+def _show_progress(
+    bar: Progress, epochs: int, batch_ppl: list[float]
+) -> Callable[[dict[str, Any]], None]:
+    """The training's progress callback: batches advance ``bar`` (their perplexities are
+    kept in ``batch_ppl`` for the plot), epochs print a line."""
+
+    def progress(event: dict[str, Any]) -> None:
+        if event["event"] == "batch":
+            if bar.total is None:
+                bar.reset(total=event["batches"] * (epochs - event["epoch"] + 1))
+            batch_ppl.append(event["ppl"])
+            bar.status(
+                f"epoch {event['epoch']} loss {event['loss']:.3f} ppl {event['ppl']:.1f}",
+                refresh=False,
+            )
+            bar.update()
+        else:
+            bar.note(
+                f"epoch {event['epoch']}: train ppl {event['train_ppl']:.2f}, "
+                f"valid ppl {event['val_ppl']:.2f}{' (ASGD)' if event['asgd'] else ''}",
+                file=sys.stdout,
+            )
+
+    return progress
 
 
 @click.group("data")
