@@ -20,10 +20,14 @@ import pytest
 import yaml
 from cli_helpers import refused
 from click.testing import CliRunner
+from conftest import REPO
 
 from evo_nas.cli.commands import main
 from evo_nas.rundir.files import RunDir
 from evo_nas.search.launch import run_search
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import fuzz_commands  # noqa: E402
 
 
 def _config(table: Path, tmp_path: Path, name: str = "run", **over) -> dict:
@@ -226,30 +230,8 @@ def test_crafted_checkpoints_are_refused(run_copy, edit, names):
 
 
 # -- silently accepted nonsense -------------------------------------------------------------------
-NUMBERS = [
-    "seed",
-    "search.population",
-    "search.sample",
-    "search.offspring",
-    "search.mutation_retries",
-    "search.max_stale_generations",
-    "surrogate_loop.warmup",
-    "surrogate_loop.warmup_candidates",
-    "surrogate_loop.generations",
-    "surrogate_loop.promote",
-    "surrogate_loop.kappa",
-    "surrogate_loop.explore",
-    "budget.evaluations",
-    "budget.wall_time_s",
-    "execution.workers",
-    "execution.threads_per_worker",
-    "execution.gpus_per_task",
-    "execution.retries",
-    "execution.timeout_s",
-    "space.options.nodes",
-    "ground_truth.options.delay_s",
-    "ground_truth.options.cost_scale",
-]
+#: every key that holds a number, as the fuzz benchmark lists them
+NUMBERS = fuzz_commands.NUMBER_KEYS
 
 
 @pytest.mark.parametrize("key", NUMBERS)

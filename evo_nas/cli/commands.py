@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,14 +193,7 @@ def compare_predict(config: Path, quiet: bool) -> None:
     """Fit each surrogate on training sets of growing size; score them on one test set."""
     from evo_nas.compare.predict import load_predict_config, run_predict_comparison
 
-    try:
-        out = run_predict_comparison(load_predict_config(config), progress=not quiet)
-    except _REFUSALS as e:
-        _fail(str(e))
-    except OSError as e:
-        _fail(f"{config}: cannot write the results ({e})")
-    click.echo((out / "summary.md").read_text())
-    click.echo(f"results in {out}")
+    _compare(config, lambda: run_predict_comparison(load_predict_config(config), not quiet))
 
 
 @compare.command(name="search")
@@ -209,9 +203,17 @@ def compare_search(config: Path, quiet: bool) -> None:
     """Run one search configuration with each method and seed, under the same budget."""
     from evo_nas.compare.search import load_search_compare, run_search_comparison
 
-    try:
+    def run() -> Path:
         cfg, base, base_dir = load_search_compare(config)
-        out = run_search_comparison(cfg, base, base_dir, progress=not quiet)
+        return run_search_comparison(cfg, base, base_dir, progress=not quiet)
+
+    _compare(config, run)
+
+
+def _compare(config: Path, run: Callable[[], Path]) -> None:
+    """Run a comparison; print its summary, or refuse in one line."""
+    try:
+        out = run()
     except _REFUSALS as e:
         _fail(str(e))
     except OSError as e:
