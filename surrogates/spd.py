@@ -167,6 +167,7 @@ class PetriDishSurrogate(Surrogate):
         }.get(readout)
         self.cache_ = FeatureCache(feature_cache)
         self.reference_: list[Genotype] | None = None
+        self.scale_: tuple[Any, ReferenceScale] | None = None
 
     # -- meta-learning ---------------------------------------------------------------------------
     def _targets(self, objectives: Sequence[float]) -> torch.Tensor:
@@ -374,8 +375,7 @@ class PetriDishSurrogate(Surrogate):
         cells; the prior is the dishes' combined score so scaled, plus the structural terms
         of the space's ``input_delay`` and ``input_gated`` when it gives them."""
         rows = self._panel_rows(list(genotypes))
-        reference = self._panel_rows(self._reference())
-        z = ReferenceScale(reference).transform(rows)
+        z = self._reference_scale().transform(rows)
         prior = np.where(np.isfinite(rows[:, 0]), z[:, 0], np.inf)
         names = self._descriptor_names()
         if "input_delay" in names:
@@ -385,6 +385,15 @@ class PetriDishSurrogate(Surrogate):
             gated = rows[:, 1 + len(self.feature_names()) + names.index("input_gated")]
             prior = prior - _GATED * gated
         return z[:, 1:], prior
+
+    def _reference_scale(self) -> ReferenceScale:
+        """The reference cells' panel as a scale, kept until what it depends on changes (the
+        synthetic data, the dishes' signs and which dishes are kept)."""
+        self.cache_.use(self._identity())
+        key = (self.cache_.identity, tuple(self.signs_), tuple(self.kept_))
+        if self.scale_ is None or self.scale_[0] != key:
+            self.scale_ = (key, ReferenceScale(self._panel_rows(self._reference())))
+        return self.scale_[1]
 
     def _panel_rows(self, genotypes: list[Genotype]) -> np.ndarray:
         """Raw panel columns: the combined dish score, every dish's record, the descriptors."""

@@ -6,24 +6,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import kendalltau
 from surrogate_helpers import BAD, ExplodingSpace, known_objective, motifs, petri_dish
+from test_dish_readout import SMALL as GP_SMALL
 
 from evo_nas_common import statefile
 from search_spaces import get_space
 from surrogates.readout import MIN_RIDGE_CELLS, AnchoredRidge, ReferenceScale
 from surrogates.spd import REFERENCE_CELLS
 
-#: a small dish, fast enough for tests
-SMALL = dict(
-    device="cpu",
-    samples=8,
-    val_samples=4,
-    steps=5,
-    dims=4,
-    input_size=4,
-    hidden_size=4,
-    inner_steps=4,
-    inner_lr=0.1,
-)
+#: the small dish of the GP read-out's tests, with the default read-out
+SMALL = {k: v for k, v in GP_SMALL.items() if k != "readout"}
 
 
 def test_reference_ranks_are_the_same_whatever_the_company():
