@@ -1,4 +1,4 @@
-"""Ground-truth evaluation: deduplicated by key, within budget, in parallel through joblib."""
+"""Ground-truth evaluation: deduplicated by key, within budget, on the executor the config names."""
 
 from __future__ import annotations
 

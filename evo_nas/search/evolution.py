@@ -18,7 +18,7 @@ from deap.tools import selection as deap_selection
 
 from search_spaces import Genotype, SearchSpace
 
-# DEAP's creator registers classes globally; do it once, at import, so checkpoints unpickle.
+# DEAP's creator registers classes globally: do it once, at import.
 if not hasattr(creator, "FitnessMin"):
     creator.create("FitnessMin", base.Fitness, weights=(-1.0,))
 if not hasattr(creator, "Individual"):
