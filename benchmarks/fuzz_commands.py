@@ -124,7 +124,8 @@ def base_config(table: Path, name: str = "run") -> dict[str, Any]:
     }
 
 
-def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+def set_key(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``doc`` with the dotted key ``path`` (e.g. ``search.population``) set."""
     doc = copy.deepcopy(doc)
     node = doc
     *parents, last = path.split(".")
@@ -177,15 +178,15 @@ def nonsense_config(sb: Sandbox, rng: random.Random, folder: Path) -> tuple[Any,
     kind = rng.randrange(10)
     if kind < 4:
         key = rng.choice(NUMBER_KEYS)
-        return _set(cfg, key, rng.choice(NONSENSE_NUMBERS)), key
+        return set_key(cfg, key, rng.choice(NONSENSE_NUMBERS)), key
     if kind == 4:
         key = rng.choice(BOOL_KEYS)
-        return _set(cfg, key, rng.choice(NONSENSE_BOOLS)), key
+        return set_key(cfg, key, rng.choice(NONSENSE_BOOLS)), key
     if kind == 5:
-        return _set(cfg, "name", rng.choice(BAD_NAMES)), "name"
+        return set_key(cfg, "name", rng.choice(BAD_NAMES)), "name"
     if kind == 6:
         value = rng.choice(["x" * 5000, "a/" + "b" * 300, "with\x00nul"])
-        return _set(cfg, "output_dir", value), "output_dir"
+        return set_key(cfg, "output_dir", value), "output_dir"
     choices: list[tuple[str, Any, str]] = [
         ("execution.address", "garbage://x", "execution"),
         ("execution.address", "tcp://h:1 ; rm -rf", "execution.address"),
@@ -200,7 +201,7 @@ def nonsense_config(sb: Sandbox, rng: random.Random, folder: Path) -> tuple[Any,
         ("surrogate_loop.kappa", 1e300, "surrogate_loop.kappa"),
     ]
     key, value, names = rng.choice(choices)
-    return _set(cfg, key, value), names
+    return set_key(cfg, key, value), names
 
 
 # -- categories ----------------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def cat_tables(sb: Sandbox, rng: random.Random, folder: Path) -> Case:
     if text is None:
         text = "\n".join([head, *body]) + "\n"
     table.write_bytes(text.encode("utf-8", "surrogateescape"))
-    cfg = _set(base_config(table), "name", "t")
+    cfg = set_key(base_config(table), "name", "t")
     return Case(["run", str(_write_yaml(folder, cfg)), "--check"], expect, "table")
 
 
@@ -551,7 +552,7 @@ def cat_compare_predict(sb: Sandbox, rng: random.Random, folder: Path) -> Case:
     if rng.random() < 0.15:
         return Case(["compare", "predict", str(_write_yaml(folder, cfg)), "--quiet"], "accept")
     key, value = rng.choice(choices)
-    cfg = _set(cfg, key, value)
+    cfg = set_key(cfg, key, value)
     return Case(["compare", "predict", str(_write_yaml(folder, cfg)), "--quiet"], "refuse", key)
 
 
@@ -577,7 +578,7 @@ def cat_compare_search(sb: Sandbox, rng: random.Random, folder: Path) -> Case:
     if rng.random() < 0.15:
         return Case(["compare", "search", str(_write_yaml(folder, cfg)), "--quiet"], "accept")
     key, value = rng.choice(choices)
-    cfg = _set(cfg, key, value)
+    cfg = set_key(cfg, key, value)
     names = "base" if key == "base" else key
     return Case(["compare", "search", str(_write_yaml(folder, cfg)), "--quiet"], "refuse", names)
 

@@ -44,11 +44,7 @@ def _config(table: Path, tmp_path: Path, name: str = "run", **over) -> dict:
         "logging": {"progress": False},
     }
     for key, value in over.items():
-        node = cfg
-        *parents, last = key.split("__")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
+        cfg = fuzz_commands.set_key(cfg, key.replace("__", "."), value)
     return cfg
 
 
