@@ -220,10 +220,6 @@ def test_runs_of_different_ground_truths_get_an_axis_each(tmp_path) -> None:
         {"label": "table (path: second.csv)", "runs": [2]},
     ]
     assert [s["axis"] for s in overview["series"]] == [0, 0, 1]
-    assert [r["truth"] for r in overview["runs"]][1:] == [
-        "table (path: first.csv)",
-        "table (path: second.csv)",
-    ]
     nb = {"name": "nasbench_nlp", "options": {"metric": "val_ppl", "epoch": None}}
     other = {"name": "nasbench_nlp", "options": {"metric": "test_ppl", "epoch": None}}
     assert ground_truth_of({"ground_truth": nb})[1] == "nasbench_nlp (metric: val_ppl)"

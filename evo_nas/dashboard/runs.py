@@ -78,7 +78,7 @@ def _number(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def duration(seconds: float) -> str:
+def _duration(seconds: float) -> str:
     """Seconds as the page writes them: ``42 s``, ``4.7 min``, ``2.1 h``."""
     if seconds < 90:
         return f"{seconds:.{1 if seconds < 10 else 0}f} s"
@@ -470,7 +470,7 @@ class RunFeed:
         if self.doing is None:
             last = "it wrote no event"
         else:
-            last = f"its last step, {duration(self.doing[0])} in: it {self.doing[1]}"
+            last = f"its last step, {_duration(self.doing[0])} in: it {self.doing[1]}"
         flight = len(self.in_flight)
         if flight:
             last += f"; {flight} training{'s' if flight > 1 else ''} were in flight"
@@ -572,7 +572,6 @@ class RunFeed:
             "name": self.name,
             "group": self.group,
             "state": self.state(),
-            "truth": ground_truth_of(self.config)[1],
             "evaluations": len(self.rows),
             "best": None if not math.isfinite(self.best) else self.best,
             "version": self.version,
@@ -691,8 +690,6 @@ class RunFeed:
                     "holder": self.holder[1] if self.holder[0] == "running" else "",
                     "finished": self.finished,
                     "reason": self.reason(),
-                    "truth": ground_truth_of(self.config)[1],
-                    "has_surrogate": self.has_surrogate(),
                     "empty": self.empty(honesty),
                     "min_tau_cells": MIN_TAU_CELLS,
                     "spend": self.spend(),

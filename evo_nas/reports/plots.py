@@ -181,12 +181,13 @@ def cell_png(space: SearchSpace, genotype: Genotype, title: str = "") -> bytes:
     pos = _positions(labels, edges)
     columns = max(p[0] for p in pos.values()) + 1
     rows = max(sum(p[0] == c for p in pos.values()) for c in range(columns))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.9 * columns), max(2.2, 0.75 * rows + 0.9)))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * columns), max(2.4, 0.9 * rows + 0.9)))
     boxes = {}
     for n, (x, y) in pos.items():
         fill = "#fde9d9" if n in ("x", "x_t") or n.startswith("h_prev") else "#dbe9f6"
-        boxes[n] = ax.text(
-            x, y, labels[n], ha="center", va="center", fontsize=10, zorder=3,
+        boxes[n] = ax.text(  # "n3: linear" on two lines: narrow columns, large text
+            x, y, labels[n].replace(": ", "\n", 1), ha="center", va="center", fontsize=11,
+            zorder=3, linespacing=1.1,
             bbox={"boxstyle": "round,pad=0.3", "fc": fill, "ec": "0.3"},
         )  # fmt: skip
     ax.set_xlim(-0.6, columns - 0.4)

@@ -155,7 +155,9 @@ function renderRun() {
   const log = $("log");
   log.replaceChildren(...s.log.slice().reverse().map((e) =>
     el("li", `${fmtDuration(e.t)}: ${e.text}`)));
-  if (!s.log.length) log.append(el("li", "nothing notable yet (resumes, refits, errors, the end)", "muted"));
+  if (!s.log.length) {
+    log.append(el("li", "nothing notable yet (resumes, refits, errors, the end)", "muted"));
+  }
   renderBestPlot();
 }
 
@@ -215,7 +217,7 @@ function quantile(sorted, p) {
 // an axis range that outliers (a perplexity of 15,000 among 100s) cannot squash: the values
 // within 6 robust standard deviations of the median (1.4826 median absolute deviations: no
 // value of a normal sample is left out, a quarter of wild values changes nothing), padded;
-// what lies beyond is counted, so that the page can say it and draw it on the edge
+// what lies beyond, the page draws on the edge and says so
 function robustRange(values) {
   const v = values.filter((x) => x !== null && isFinite(x)).sort((a, b) => a - b);
   if (!v.length) return null;
@@ -227,8 +229,7 @@ function robustRange(values) {
     hi = v.filter((x) => x <= med + 6 * sigma).pop();
   }
   const pad = (hi - lo) * 0.06 || Math.abs(hi) * 0.01 || 1;
-  return {range: [lo - pad, hi + pad], lo, hi,
-    below: v.filter((x) => x < lo), above: v.filter((x) => x > hi)};
+  return {range: [lo - pad, hi + pad], lo, hi};
 }
 
 function clip(x, range) { return Math.min(range[1], Math.max(range[0], x)); }
@@ -340,8 +341,9 @@ function renderBestPlot() {
   });
   const notes = [];
   if (n > 1) {
-    notes.push(`These runs measure ${n} different objectives (${axes.map((a) => a.label).join("; ")})` +
-      ": their values cannot be compared, so each has its own axis.");
+    const labels = axes.map((a) => a.label).join("; ");
+    notes.push(`These runs measure ${n} different objectives (${labels}): their values cannot ` +
+      "be compared, so each has its own axis.");
   }
   if (pts.length) {
     const range = ranges[own] || robustRange(pts.map((r) => r.o)).range;
@@ -486,11 +488,13 @@ function renderScatter(predicted, which) {
     const far = clipped.map((r) => r.o).concat(clipped.map((r) => matched.get(r.i).y))
       .filter((x) => x > box.hi || x < box.lo);
     const worst = far.reduce((a, b) => (Math.abs(b - box.hi) > Math.abs(a - box.hi) ? b : a));
-    notes.push(`${fmtCount(clipped.length)} of ${fmtCount(pts.length)} points lie beyond the axes ` +
-      `(as far as ${fmtLarge(worst)}): drawn on their edge as triangles.`);
+    notes.push(`${fmtCount(clipped.length)} of ${fmtCount(pts.length)} points lie beyond the ` +
+      `axes (as far as ${fmtLarge(worst)}): drawn on their edge as triangles.`);
   }
   const diverged = state.rows.filter((r) => r.pr !== null && r.o === null).length;
-  if (diverged) notes.push(`${fmtCount(diverged)} predicted cells diverged or failed (inf): not drawn.`);
+  if (diverged) {
+    notes.push(`${fmtCount(diverged)} predicted cells diverged or failed (inf): not drawn.`);
+  }
   note.hidden = !notes.length;
   note.textContent = notes.join(" ");
   Plotly.react($("honesty-scatter"), [{
@@ -500,7 +504,8 @@ function renderScatter(predicted, which) {
     x: pts.map((r) => clip(r.o, range)), y: pts.map((r) => clip(matched.get(r.i).y, range)),
     text: pts.map((r) => {
       const m = matched.get(r.i);
-      return `#${r.i}, round ${r.r}: predicted ${m.rank} of ${m.n} (${Number(r.pr.toPrecision(4))})` +
+      const raw = Number(r.pr.toPrecision(4));
+      return `#${r.i}, round ${r.r}: predicted ${m.rank} of ${m.n} (${raw})` +
         `<br>true ${fmtObjective(r.o)}`;
     }),
     type: "scatter", mode: "markers",
@@ -509,7 +514,7 @@ function renderScatter(predicted, which) {
       color: pts.map((r) => r.r), colorscale: "Viridis", showscale: true,
       cmin: Math.min(...pts.map((r) => r.r)), cmax: Math.max(1 + Math.min(...pts.map((r) => r.r)),
         ...pts.map((r) => r.r)),
-      colorbar: {title: {text: "round"}, thickness: 10}},
+      colorbar: {title: {text: "round", side: "right"}, thickness: 10}},
     hovertemplate: "%{text}<extra></extra>", showlegend: false,
   }], {margin: {l: 60, r: 10, t: 10, b: 40},
     xaxis: {title: {text: "true objective (lower is better)"}, range},
@@ -620,7 +625,8 @@ async function showCell(index) {
   const r = cell.row;
   $("cell-genotype").textContent = `objective ${fmtObjective(r.o)} (${r.s}), ${r.p} round ${r.r}` +
     (r.pr === null ? "" : `, predicted ${r.pr.toPrecision(4)}`) + (r.m ? `\n${r.m}` : "") +
-    `\n\nkey: ${r.k}\n\ngenotype:\n${JSON.stringify(cell.genotype, null, 1)}`;
+    `\n\nkey: ${r.k}\n\ngenotype as the run stored it (node names of its own):\n` +
+    JSON.stringify(cell.genotype, null, 1);
 }
 
 // -- best cell and export --------------------------------------------------------------------
