@@ -28,9 +28,11 @@ from search_spaces.nasbench_nlp_graph import (
     descendants,
     fresh_name,
     is_state_input,
+    key_names,
     output_index,
     parse,
     prune,
+    relabel,
     sane,
     state_size,
     to_recepie,
@@ -151,9 +153,10 @@ class NasBenchNLPSpace(SearchSpace):
         return self.key(genotype)
 
     def graph(self, genotype: NLPGenotype) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """The cell with its nodes named as :meth:`key` names them (``n0``, ``h_new_1``)."""
         nodes = {"x": "x"} | {f"h_prev_{i}": f"h_prev_{i}" for i in range(state_size(genotype))}
         edges = []
-        for name, op, inputs in genotype:
+        for name, op, inputs in relabel(genotype, key_names(genotype)):
             nodes[name] = f"{name}: {op.removeprefix('activation_')}"
             edges += [(i, name) for i in inputs]
         return nodes, edges

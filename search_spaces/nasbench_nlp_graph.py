@@ -301,6 +301,13 @@ def key(genotype: NLPGenotype) -> str:
     return canonical(genotype)[0]
 
 
+def key_names(genotype: NLPGenotype) -> dict[str, str]:
+    """Each intermediate node's name in the canonical key (``node_3`` -> ``n0``), so that a
+    drawing names the nodes as the key printed beside it does."""
+    order = [n for n in canonical(genotype)[1] if output_index(n) is None]
+    return {n: f"n{j}" for j, n in enumerate(order)}
+
+
 def relabel(genotype: NLPGenotype, names: dict[str, str]) -> NLPGenotype:
     """The same cell with intermediate nodes renamed by ``names`` (others kept)."""
     return tuple(

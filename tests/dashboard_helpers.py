@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evo_nas.dashboard.server import DashboardServer, make_server
+from evo_nas.rundir.files import RunDir
 
 
 def table_search(
@@ -91,3 +92,37 @@ def evaluations_written(run_dir: Path) -> int:
     if not path.exists():
         return 0
     return sum(b'"event": "evaluation"' in line for line in path.read_bytes().splitlines())
+
+
+def evaluation(
+    index: int,
+    objective: float,
+    rnd: int = 0,
+    predicted: float | None = None,
+    elapsed_s: float = 0.0,
+) -> dict[str, Any]:
+    """An ``evaluation`` event as the engine writes it (a made-up 4-node DARTS cell):
+    warm-up in round 0, promoted after."""
+    return {
+        "event": "evaluation",
+        "index": index,
+        "key": f"cell{index}",
+        "genotype": "tanh0 relu1 sigmoid1 identity2",
+        "objective": objective,
+        "status": "ok" if objective != float("inf") else "diverged",
+        "cost_s": 60.0,
+        "phase": "warmup" if rnd == 0 else "promote",
+        "round": rnd,
+        "predicted": predicted,
+        "message": "",
+        "elapsed_s": elapsed_s,
+    }
+
+
+def write_run(path: Path, config: dict[str, Any], events: list[dict[str, Any]]) -> RunDir:
+    """A run directory holding ``config`` and ``events``, as a run that wrote them leaves it."""
+    rd = RunDir(path)
+    rd.create(config)
+    for e in events:
+        rd.append_event(e)
+    return rd

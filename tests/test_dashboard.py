@@ -74,7 +74,9 @@ def test_a_run_is_read_while_a_real_search_writes_it(tmp_path, demo_table) -> No
             promoted = [r for r in first["rows"] + second["rows"] if r["p"] == "promote"]
             assert promoted and all(r["pr"] is not None for r in promoted)
             assert [h["round"] for h in second["honesty"]] == [1, 2]
-            assert all(h["n"] == 2 and -1 <= h["tau"] <= 1 for h in second["honesty"])
+            # rounds of 2 cells: no tau of their own (it could only be -1 or 1), but pooled
+            assert all(h["n"] == 2 and h["tau"] is None for h in second["honesty"])
+            assert all(-1 <= h["pooled_tau"] <= 1 for h in second["honesty"])
             spend = second["spend"]
             assert spend["evaluations"] == 8 and spend["evaluations_left"] == 0
             assert spend["screened"] > 0 and spend["in_flight"] == []
@@ -288,8 +290,9 @@ def test_the_command_prints_its_address_and_serves_the_page(finished_run) -> Non
 
 def test_the_command_refuses_in_one_line(tmp_path, monkeypatch) -> None:
     runner = CliRunner()
+    (tmp_path / "notes.txt").write_text("not a run")
     refused(runner.invoke(main, ["dashboard", str(tmp_path)]), "neither a run directory")
-    refused(runner.invoke(main, ["dashboard", str(tmp_path / "nope")]), "not a directory")
+    refused(runner.invoke(main, ["dashboard", str(tmp_path / "notes.txt")]), "not a directory")
     shadow = tmp_path / "shadow"  # a plotly without its JavaScript: the extra is missing
     (shadow / "plotly").mkdir(parents=True)
     (shadow / "plotly" / "__init__.py").write_text("")

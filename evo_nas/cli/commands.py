@@ -251,7 +251,8 @@ def dashboard(run_dirs: tuple[Path, ...], host: str, port: int, token: str | Non
     """Watch RUN_DIRS (run directories or `compare search` folders) live in a browser.
 
     A local web server, read-only: it never writes or locks a run directory, so it can watch
-    runs that are being written, and follows a run that resumes. Stop it with Ctrl-C.
+    runs that are being written, and follows a run that resumes; a folder that does not
+    exist yet is waited for. Stop it with Ctrl-C.
     """
     from evo_nas.dashboard.runs import DashboardError
     from evo_nas.dashboard.server import make_server
@@ -263,6 +264,8 @@ def dashboard(run_dirs: tuple[Path, ...], host: str, port: int, token: str | Non
     except OSError as e:
         _fail(f"cannot listen on {host}:{port} ({e.strerror or e})")
     click.echo(f"evo-nas dashboard of {len(server.runs.feeds)} run(s): {server.url}")
+    for path in server.runs.pending:
+        click.echo(f"waiting for {path}: no run there yet; the page shows it once one starts")
     click.echo("(read-only; Ctrl-C stops it)")
     try:
         server.serve_forever()

@@ -35,6 +35,12 @@ MAX_LOG = 50
 HEAD_BYTES = 4 << 20
 #: points of the wall-time grid on which a group's quartiles are taken
 TIME_GRID = 300
+#: a round's own Kendall tau is shown only from this many checked cells on (with 2 cells it
+#: can only be -1 or 1, with 4 only one of 7 values); smaller rounds still count in the pooled tau
+MIN_TAU_CELLS = 5
+#: ground-truth options that change how it runs, not what it measures (runs that differ only
+#: in these share an objective axis)
+RUN_OPTIONS = frozenset({"delay_s", "cost_scale", "cache", "device"})
 
 _NOTABLE = {
     "resume": "resumed with {evaluations} evaluations",
@@ -44,6 +50,19 @@ _NOTABLE = {
     "requeue": "cells in flight at the kill re-queued",
     "final": "final stage result",
     "warm_start": "warm start: the surrogate ranked {candidates} candidates",
+    "error": "crashed: {type}: {message}",
+}
+#: what a run was doing, by the kind of its last event (the reason of a run that stopped)
+_DOING = {
+    "evaluation": "recorded evaluation {index} ({phase}, round {round}: {status})",
+    "screen": "was screening candidate cells with the surrogate ({done} of {total})",
+    "fit": "refitted the surrogate on {n} results (round {round})",
+    "generation": "evolved generation {gen} (round {round})",
+    "promote": "sent round {round}'s promoted cells to the ground truth",
+    "retry": "resubmitted a cell ({reason})",
+    "resume": "resumed with {evaluations} evaluations",
+    "warm_start": "ranked {candidates} warm-start candidates with the surrogate",
+    "requeue": "re-queued the cells in flight at the kill",
 }
 
 
@@ -57,6 +76,40 @@ def _number(value: Any) -> float | None:
         return None
     x = float(value)
     return x if math.isfinite(x) else None
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as the page writes them: ``42 s``, ``4.7 min``, ``2.1 h``."""
+    if seconds < 90:
+        return f"{seconds:.{1 if seconds < 10 else 0}f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _short(value: Any) -> str:
+    """An option's value in a label: a path by its file name, a mapping as compact JSON."""
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return Path(value).name
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def ground_truth_of(config: dict[str, Any]) -> tuple[str, str]:
+    """What a run's objective measures, from its config: ``(signature, label)``; runs with
+    different signatures (another ground truth, table, metric or training) are not drawn on
+    one objective axis. Options in :data:`RUN_OPTIONS` are left out of both."""
+    gt = config.get("ground_truth")
+    if isinstance(gt, str):
+        gt = {"name": gt}
+    if not isinstance(gt, dict):
+        return "?", "ground truth not known yet"
+    options = gt.get("options") if isinstance(gt.get("options"), dict) else {}
+    kept = {k: v for k, v in sorted(options.items()) if k not in RUN_OPTIONS}
+    signature = json.dumps([gt.get("name"), kept], sort_keys=True, default=str)
+    shown = ", ".join(f"{k}: {_short(v)}" for k, v in kept.items() if v is not None)
+    return signature, f"{gt.get('name')}" + (f" ({shown})" if shown else "")
 
 
 def _holder(lock_path: Path) -> tuple[str, str]:
@@ -182,6 +235,8 @@ class RunFeed:
         self.generations = 0
         self.elapsed = 0.0
         self.finished: str | None = None
+        self.error: dict[str, Any] | None = None
+        self.doing: tuple[float, str] | None = None
 
     # -- reading ------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -303,6 +358,11 @@ class RunFeed:
             self.finished = str(e.get("reason") or "finished")
         elif kind == "resume":
             self.finished = None
+        if kind == "error":  # the last thing a crashing run writes: any later event is news
+            self.error = {"type": str(e.get("type") or "error"), "message": str(e.get("message"))}
+        else:
+            self.error = None
+            self.doing = (t, _fill(_DOING, kind, e) or f"wrote a '{kind}' event")
         if kind in _NOTABLE:
             self._log_notable(kind, e, t)
         self.elapsed = max(self.elapsed, t)
@@ -336,10 +396,7 @@ class RunFeed:
     def _log_notable(self, kind: str, e: dict[str, Any], t: float) -> None:
         """An entry of the run's log (the last ``MAX_LOG``) for a notable event at ``t`` s,
         its kind's text filled from the event, or the bare kind where a field is missing."""
-        try:
-            text = _NOTABLE[kind].format(**e)
-        except (KeyError, IndexError):
-            text = str(kind)
+        text = _fill(_NOTABLE, kind, e) or str(kind)
         self.log = (self.log + [{"t": t, "event": kind, "text": text}])[-MAX_LOG:]
 
     def _read_checkpoint(self) -> bool:
@@ -393,10 +450,120 @@ class RunFeed:
         }
 
     def state(self) -> str:
-        """``running``, ``finished`` (a ``done`` event and nobody writing), or ``stopped``."""
+        """``running``; else ``crashed`` (its log ends in an ``error`` event), ``finished`` (a
+        ``done`` event since it last started) or ``stopped`` (neither: killed, or its log cut)."""
         if self.holder[0] == "running":
             return "running"
+        if self.error is not None:
+            return "crashed"
         return "finished" if self.finished is not None else "stopped"
+
+    def reason(self) -> str | None:
+        """Why a run that is not running stopped, in a sentence (None while it runs): the
+        ``done`` event's reason, or the error it raised, or that it stopped without saying,
+        with the last thing it did."""
+        state = self.state()
+        if state == "running":
+            return None
+        if state == "finished":
+            return f"finished: {self.finished}"
+        if self.doing is None:
+            last = "it wrote no event"
+        else:
+            last = f"its last step, {_duration(self.doing[0])} in: it {self.doing[1]}"
+        flight = len(self.in_flight)
+        if flight:
+            last += f"; {flight} training{'s' if flight > 1 else ''} were in flight"
+        if state == "crashed":
+            assert self.error is not None
+            return f"crashed with {self.error['type']}: {self.error['message']} ({last})"
+        why = f"; {self.holder[1]}" if self.holder[1] else ""
+        return (
+            "stopped without finishing: no 'done' event and no process writes it (killed, or "
+            f"ended before it could say why{why}); {last}"
+        )
+
+    def _ended(self) -> str:
+        """How a run that is not running ended, in a few words (the banner says more)."""
+        if self.error is not None:
+            return f"crashed ({self.error['type']}: {self.error['message']})"
+        if self.finished is not None:
+            return f"finished ({self.finished})"
+        return "stopped without saying why (killed?)"
+
+    def has_surrogate(self) -> bool:
+        """Whether the run's config names a surrogate (``surrogate: none`` is written null)."""
+        surrogate = self.config.get("surrogate")
+        if isinstance(surrogate, dict):
+            surrogate = surrogate.get("name")
+        return surrogate not in (None, "none", "")
+
+    def empty(self, honesty: list[dict[str, Any]] | None = None) -> dict[str, str | None]:
+        """Why each of the page's plots has nothing to draw yet, by plot (None where it has):
+        ``evaluations`` (best so far, the table), ``predictions`` (the honesty scatter),
+        ``tau`` (the rank correlations; ``honesty`` is :meth:`honesty` when already taken)."""
+        state, n = self.state(), len(self.rows)
+        evaluations = None
+        if n == 0:
+            if state != "running":
+                evaluations = f"no ground-truth result: the run {self._ended()} before any"
+            elif self.screen is not None:
+                evaluations = (
+                    "no ground-truth result yet: the surrogate is screening candidate cells "
+                    f"({self.screen['done']:,} of {self.screen['total']:,})"
+                )
+            elif self.in_flight:
+                evaluations = (
+                    f"no ground-truth result yet: {len(self.in_flight)} training(s) running"
+                )
+            else:
+                evaluations = "no ground-truth result yet: the run is starting"
+        checked = [r for r in self.rows if r["pr"] is not None and r["o"] is not None]
+        predictions = None
+        if not self.has_surrogate():
+            predictions = (
+                "this run has no surrogate (evolution asks the ground truth about every cell): "
+                "there are no predictions to check"
+            )
+        elif evaluations is not None:
+            predictions = evaluations
+        elif not checked:
+            predictions = self._unchecked(state, n)
+        tau = predictions
+        if tau is None and not any(
+            h["pooled_tau"] is not None or h["fit_tau"] is not None
+            for h in (self.honesty() if honesty is None else honesty)
+        ):
+            tau = (
+                f"{len(checked)} cell(s) with a prediction and a result so far: a rank "
+                "correlation needs two of one round with different results"
+            )
+        return {"evaluations": evaluations, "predictions": predictions, "tau": tau}
+
+    def _unchecked(self, state: str, n: int) -> str:
+        """Why no prediction has a result to be checked against yet, ``n`` results in."""
+        if any(r["pr"] is not None for r in self.rows):
+            return (
+                "every cell predicted so far diverged or failed (objective inf): no result "
+                "to check a prediction against"
+            )
+        loop = self.config.get("surrogate_loop")
+        warmup = loop.get("warmup") if isinstance(loop, dict) else None
+        if isinstance(warmup, int) and n < warmup:
+            why = (
+                f"no prediction to check yet: the first {warmup} cells are the warm-up, "
+                f"chosen before the surrogate is fitted ({n} in)"
+            )
+        else:
+            why = "no promoted cell has its ground-truth result yet"
+        if state != "running":
+            return f"{why}; the run {self._ended()}"
+        if self.screen is not None:
+            why += (
+                f"; the surrogate is screening candidate cells ({self.screen['done']:,} of "
+                f"{self.screen['total']:,})"
+            )
+        return why
 
     def brief(self, run_id: int) -> dict[str, Any]:
         """The run in the list of runs."""
@@ -412,9 +579,10 @@ class RunFeed:
 
     def honesty(self) -> list[dict[str, Any]]:
         """Per round: the out-of-sample Kendall tau of the predictions made before the ground
-        truth answered (the cells sent to it that round), the tau over every such round so far
-        (the rounds' taus weighted by their pairs: predictions of different fits are never
-        compared), and the refit's in-sample tau for contrast."""
+        truth answered (the cells sent to it that round; None below :data:`MIN_TAU_CELLS`
+        cells), the tau over every such round so far (the rounds' taus weighted by their
+        pairs, small rounds included: predictions of different fits are never compared), and
+        the refit's in-sample tau for contrast."""
         by_round: dict[int, tuple[list[float], list[float]]] = {}
         for r in self.rows:
             if r["pr"] is not None and r["o"] is not None:
@@ -437,7 +605,7 @@ class RunFeed:
                 {
                     "round": rnd,
                     "n": len(pred),
-                    "tau": tau,
+                    "tau": tau if len(pred) >= MIN_TAU_CELLS else None,
                     "pooled_tau": weighted / pairs if pairs else None,
                     "fit_tau": fit.get("tau"),
                     "fit_n": fit.get("n"),
@@ -465,7 +633,8 @@ class RunFeed:
             if isinstance(max_evals, (int, float))
             else None
         )
-        unseen = max(0, self.screened - n)
+        # cells screened and never trained; with no training at all nothing was kept from it
+        unseen = max(0, self.screened - n) if n else None
         return {
             "evaluations": n,
             "statuses": statuses,
@@ -474,7 +643,7 @@ class RunFeed:
             "screened": self.screened,
             "surrogate_s": self.surrogate_s,
             "kept_from_truth": unseen,
-            "saved_s": unseen * cost / n if n and cost > 0 else None,
+            "saved_s": unseen * cost / n if unseen is not None and cost > 0 else None,
             "budget_evaluations": max_evals,
             "evaluations_left": evals_left,
             "budget_wall_s": wall,
@@ -512,15 +681,19 @@ class RunFeed:
             restart = epoch != self.epoch
             start = 0 if restart else max(0, min(known, len(self.rows)))
             if "summary" not in self.cache:
+                honesty = self.honesty()
                 self.cache["summary"] = {
                     "name": self.name,
                     "group": self.group,
                     "path": str(self.path),
                     "state": self.state(),
-                    "holder": self.holder[1],
+                    "holder": self.holder[1] if self.holder[0] == "running" else "",
                     "finished": self.finished,
+                    "reason": self.reason(),
+                    "empty": self.empty(honesty),
+                    "min_tau_cells": MIN_TAU_CELLS,
                     "spend": self.spend(),
-                    "honesty": self.honesty(),
+                    "honesty": honesty,
                     "screen": self.screen if self.holder[0] == "running" else None,
                     "best": self.best_cell(),
                     "config": self.config_text,
@@ -555,6 +728,15 @@ class RunFeed:
             return None if row is None else (row, self.genotypes.get(index))
 
 
+def _fill(texts: dict[str, str], kind: Any, e: dict[str, Any]) -> str | None:
+    """The text ``texts`` gives an event's kind, filled from the event (None when it has no
+    text or lacks a field)."""
+    try:
+        return texts[kind].format(**e) if kind in texts else None
+    except (KeyError, IndexError, ValueError):
+        return None
+
+
 def _screen_fields(e: dict[str, Any]) -> dict[str, Any]:
     return {
         "done": int(e["done"]),
@@ -572,27 +754,38 @@ def is_run_dir(path: Path) -> bool:
 class RunSet:
     """The runs a dashboard shows, by number: the run directories it was given, and the runs
     of each ``compare search`` folder (its ``runs/``, grouped by method; looked for again
-    as the comparison starts new ones). A request names a run by its number, never a path."""
+    as the comparison starts new ones). A path that does not exist yet (or is an empty
+    folder) is waited for: it joins as a run or a compare folder once it holds one. A request
+    names a run by its number, never a path."""
 
     def __init__(self, paths: list[Path]) -> None:
         self.lock = threading.Lock()
         self.feeds: list[RunFeed] = []
         self.seen: set[Path] = set()
         self.folders: list[Path] = []
+        self.pending: list[Path] = []
         for p in paths:
             path = Path(p).resolve()
-            if not path.is_dir():
+            if path.exists() and not path.is_dir():
                 raise DashboardError(f"{p}: not a directory")
-            if is_run_dir(path):
-                self._add(path, None)
-            elif (path / "runs").is_dir():
-                self.folders.append(path)
-            else:
-                raise DashboardError(
-                    f"{p}: neither a run directory (config.yaml, events.jsonl) nor a "
-                    "'compare search' folder (runs/)"
-                )
+            if not self._place(path):
+                if not _not_yet_written(path):
+                    raise DashboardError(
+                        f"{p}: neither a run directory (config.yaml, events.jsonl) nor a "
+                        "'compare search' folder (runs/)"
+                    )
+                self.pending.append(path)
         self.scan()
+
+    def _place(self, path: Path) -> bool:
+        """Follow ``path`` as a run or a compare folder, if it is one by now."""
+        if is_run_dir(path):
+            self._add(path, None)
+        elif (path / "runs").is_dir():
+            self.folders.append(path)
+        else:
+            return False
+        return True
 
     def _add(self, path: Path, group: str | None) -> None:
         if path in self.seen:
@@ -603,8 +796,10 @@ class RunSet:
         self.feeds.append(RunFeed(path, name, group))
 
     def scan(self) -> None:
-        """Add the runs that the compare folders hold by now."""
+        """Add the paths waited for that now hold a run, and the runs that the compare
+        folders hold by now."""
         with self.lock:
+            self.pending = [p for p in self.pending if not self._place(p)]
             for folder in self.folders:
                 try:
                     children = sorted(p for p in (folder / "runs").iterdir() if p.is_dir())
@@ -622,34 +817,59 @@ class RunSet:
     def overview(self, known: str | None = None) -> dict[str, Any]:
         """Every run's line in the list and its best-so-far curve; for each method of a
         compare folder, the median and quartiles over its runs (by evaluations and by
-        wall time). Only ``{"unchanged": true}`` when the page's ``known`` version is
-        current."""
+        wall time); the objective axes (one per ground truth the runs measure, each series
+        with its ``axis``); the paths still waited for. Only ``{"unchanged": true}`` when the
+        page's ``known`` version is current."""
         self.scan()
         with self.lock:
             feeds = list(self.feeds)
+            waiting = [str(p) for p in self.pending]
         for f in feeds:
             f.refresh()
-        version = "-".join(f"{f.epoch}.{f.version}" for f in feeds)
+        version = "-".join(f"{f.epoch}.{f.version}" for f in feeds) + f"/{len(waiting)}"
         if version == known:
             return {"unchanged": True, "version": version}
         runs = [f.brief(i) for i, f in enumerate(feeds)]
         curves = [f.curve() for f in feeds]
+        truths = [ground_truth_of(f.config) for f in feeds]
+        axes: list[dict[str, Any]] = []
+        axis_of: dict[str, int] = {}
+        for i, (signature, label) in enumerate(truths):
+            if signature not in axis_of:
+                axis_of[signature] = len(axes)
+                axes.append({"label": label, "runs": []})
+            axes[axis_of[signature]]["runs"].append(i)
         series: list[dict[str, Any]] = []
         groups: dict[str, list[int]] = {}
         for i, f in enumerate(feeds):
             if f.group is None:
-                series.append({"kind": "run", "label": f.name, "runs": [i], **curves[i]})
+                axis = axis_of[truths[i][0]]
+                series.append({"kind": "run", "label": f.name, "runs": [i], "axis": axis})
+                series[-1].update(curves[i])
             else:
                 groups.setdefault(f.group, []).append(i)
         for label, ids in groups.items():
-            series.append(
-                {"kind": "group", "label": label, "runs": ids, **band([curves[i] for i in ids])}
-            )
+            axis = axis_of[truths[ids[0]][0]]
+            series.append({"kind": "group", "label": label, "runs": ids, "axis": axis})
+            series[-1].update(band([curves[i] for i in ids]))
         return {
             "version": version,
             "runs": runs,
             "series": series,
+            "axes": axes,
+            "waiting": waiting,
         }
+
+
+def _not_yet_written(path: Path) -> bool:
+    """Whether ``path`` may still become a run: missing, or a folder holding at most the
+    lock a starting run takes before it writes its config."""
+    try:
+        return {p.name for p in path.iterdir()} <= {"run.lock"}
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _step_values(curve: dict[str, Any], xs: np.ndarray, axis: str) -> np.ndarray:

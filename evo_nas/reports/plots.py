@@ -142,9 +142,32 @@ def _layers(nodes: list[str], edges: list[tuple[str, str]]) -> dict[str, int]:
     return depth
 
 
+def _positions(
+    labels: dict[str, str], edges: list[tuple[str, str]]
+) -> dict[str, tuple[int, float]]:
+    """Each node's (column, height): columns by depth; within a column, nodes in the order
+    of their inputs' mean height (fewer crossing edges), centred on 0."""
+    nodes = list(labels)
+    depth = _layers(nodes, edges)
+    inputs: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        inputs[b].append(a)
+    pos: dict[str, tuple[int, float]] = {}
+    for d in range(max(depth.values()) + 1):
+        column = [n for n in nodes if depth[n] == d]
+        if d:
+            column.sort(key=lambda n: -float(np.mean([pos[a][1] for a in inputs[n]] or [0.0])))
+        for i, n in enumerate(column):
+            pos[n] = (d, (len(column) - 1) / 2 - i)
+    return pos
+
+
 def cell_png(space: SearchSpace, genotype: Genotype, title: str = "") -> bytes:
     """A drawing of the cell as PNG bytes: graphviz when its ``dot`` is installed, matplotlib
-    otherwise (the dashboard serves these without touching the disk)."""
+    otherwise (the dashboard serves these without touching the disk). Nodes are named as
+    the space's graph names them (for NAS-Bench-NLP, as its key does)."""
+    from matplotlib.patches import FancyArrowPatch
+
     labels, edges = space.graph(genotype)
     dot = shutil.which("dot")
     if dot is not None:
@@ -155,40 +178,38 @@ def cell_png(space: SearchSpace, genotype: Genotype, title: str = "") -> bytes:
         done = subprocess.run([dot, "-Tpng"], input="\n".join(src).encode(), capture_output=True)
         if done.returncode == 0 and done.stdout:
             return done.stdout
-    nodes = list(labels)
-    depth = _layers(nodes, edges)
-    columns: dict[int, list[str]] = {}
-    for n in nodes:
-        columns.setdefault(depth[n], []).append(n)
-    pos = {n: (d, (len(col) - 1) / 2 - i) for d, col in columns.items() for i, n in enumerate(col)}
-    width = max(4.0, 1.6 * (max(columns) + 1))
-    height = max(2.5, 0.9 * max(len(c) for c in columns.values()))
-    fig, ax = plt.subplots(figsize=(width, height))
-    for a, b in edges:
-        ax.annotate(
-            "",
-            xy=pos[b],
-            xytext=pos[a],
-            arrowprops={"arrowstyle": "->", "color": "0.4", "shrinkA": 14, "shrinkB": 14},
-        )
+    pos = _positions(labels, edges)
+    columns = max(p[0] for p in pos.values()) + 1
+    rows = max(sum(p[0] == c for p in pos.values()) for c in range(columns))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.4 * columns), max(2.4, 0.9 * rows + 0.9)))
+    boxes = {}
     for n, (x, y) in pos.items():
-        ax.text(
-            x,
-            y,
-            labels[n],
-            ha="center",
-            va="center",
-            fontsize=8,
-            bbox={"boxstyle": "round", "fc": "#dbe9f6", "ec": "0.3"},
-        )
-    ax.set_xlim(-0.6, max(columns) + 0.6)
-    ax.set_ylim(min(p[1] for p in pos.values()) - 0.7, max(p[1] for p in pos.values()) + 0.7)
+        fill = "#fde9d9" if n in ("x", "x_t") or n.startswith("h_prev") else "#dbe9f6"
+        boxes[n] = ax.text(  # "n3: linear" on two lines: narrow columns, large text
+            x, y, labels[n].replace(": ", "\n", 1), ha="center", va="center", fontsize=11,
+            zorder=3, linespacing=1.1,
+            bbox={"boxstyle": "round,pad=0.3", "fc": fill, "ec": "0.3"},
+        )  # fmt: skip
+    ax.set_xlim(-0.6, columns - 0.4)
+    ax.set_ylim(min(p[1] for p in pos.values()) - 0.6, max(p[1] for p in pos.values()) + 0.6)
     ax.axis("off")
     if title:
-        ax.set_title(title, fontsize=9)
-    buf = io.BytesIO()
+        ax.set_title(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.canvas.draw()  # the boxes' sizes, where the arrows stop
+    for a, b in edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        # an edge that skips columns bends, so that it does not run through the nodes between
+        bend = 0.0 if xb - xa <= 1 else (0.25 if ya >= yb else -0.25)
+        ax.add_patch(
+            FancyArrowPatch(
+                (xa, ya), (xb, yb), patchA=boxes[a].get_bbox_patch(),
+                patchB=boxes[b].get_bbox_patch(), arrowstyle="-|>", mutation_scale=12,
+                color="0.35", lw=1.0, connectionstyle=f"arc3,rad={bend}", zorder=2,
+            )
+        )  # fmt: skip
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
     return buf.getvalue()
 

@@ -263,10 +263,23 @@ class SearchEngine:
         """
         try:
             return self._run()
+        except Exception as e:  # unexpected: said in the run's log before it propagates
+            self._record_error(e)
+            raise
         finally:
             if self.lock is not None:
                 self.lock.release()
                 self.lock = None
+
+    def _record_error(self, error: Exception) -> None:
+        """An ``error`` event for an exception that ends the run (the dashboard shows it; a
+        resume cuts it off with the rest of the unfinished step)."""
+        try:
+            self.events.emit(
+                {"event": "error", "type": type(error).__name__, "message": first_line(error)}
+            )
+        except Exception:  # a full disk, say: the original exception must still propagate
+            pass
 
     def _run(self) -> dict[str, Any]:
         self.ground_truth.attach(self.run_dir.ground_truth_dir)
