@@ -210,14 +210,13 @@ def _train_lines(run_dir: Path) -> list[str]:
     space (none where the space's motifs are not cells)."""
     import json
 
-    from evo_nas.config.schema import parse_config
-    from evo_nas.reports.summary import space_of
-    from evo_nas.rundir.files import RunDir
+    from evo_nas.config.components import construct
+    from evo_nas.reports.summary import space_config
 
     try:
-        if space_of(run_dir).motif != "cell":
+        space = space_config(run_dir)
+        if construct("space", space).motif != "cell":
             return []
-        space = parse_config(RunDir(run_dir).read_config(), Path(run_dir).resolve()).space
     except (OSError, ValueError):
         return []
     options = "".join(

@@ -14,9 +14,8 @@ import click
 
 from evo_nas.config.components import build
 from evo_nas.config.errors import ConfigError, first_line
-from evo_nas.config.schema import parse_config
 from evo_nas.config.yaml_input import read_scalar
-from evo_nas.reports.summary import ranked_evaluations, space_of
+from evo_nas.reports.summary import ranked_evaluations, space_config, space_of
 from evo_nas.rundir.files import RunDir
 from evo_nas.rundir.progress import Progress, duration
 from evo_nas_common.data_files import DataError
@@ -129,7 +128,7 @@ def _cell_of_run(run_dir: Path, rank: int) -> tuple[str, SearchSpace, Any, dict[
         row = rows[rank - 1]
         space = space_of(run_dir)
         g = space.from_json(json.loads(row["genotype"]))
-        name = parse_config(RunDir(run_dir).read_config(), run_dir.resolve()).space.name
+        name = space_config(run_dir).name
     except (OSError, ValueError) as e:
         raise click.UsageError(f"--run {run_dir}: {first_line(e)}") from None
     source = {"run": str(run_dir), "rank": rank, "evaluation": int(row["index"])}

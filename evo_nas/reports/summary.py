@@ -134,12 +134,19 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
     return summary + "\n" + _table(["evaluations", "best so far"], body)
 
 
-def space_of(run_dir: Path) -> Any:
-    """The search space a run's ``config.yaml`` names (its base space in pool mode)."""
-    from evo_nas.config.schema import build_space, parse_config
+def space_config(run_dir: Path) -> Any:
+    """The ``space`` section of a run's ``config.yaml``: its name and options."""
+    from evo_nas.config.schema import parse_config
 
     rd = RunDir(run_dir)
-    return build_space(parse_config(rd.read_config(), rd.path.resolve()))
+    return parse_config(rd.read_config(), rd.path.resolve()).space
+
+
+def space_of(run_dir: Path) -> Any:
+    """The search space a run's ``config.yaml`` names (its base space in pool mode)."""
+    from evo_nas.config.components import construct
+
+    return construct("space", space_config(run_dir))
 
 
 def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
@@ -189,8 +196,6 @@ def export_files(run_dir: Path, top: int) -> dict[str, str]:
     """The ``top`` best genotypes (``top_cells.json``) and a script that rebuilds them as
     modules (``rebuild_cells.py``), by file name; the run's config and every exported genotype
     are checked, and nothing is written."""
-    from evo_nas.config.schema import parse_config
-
     rd = RunDir(run_dir)
     space = space_of(run_dir)
     ranked = ranked_evaluations(run_dir)[:top]
@@ -213,7 +218,7 @@ def export_files(run_dir: Path, top: int) -> dict[str, str]:
         }
         for rank, r in enumerate(ranked, start=1)
     ]
-    space_cfg = parse_config(rd.read_config(), rd.path.resolve()).space
+    space_cfg = space_config(run_dir)
     snippet = _SNIPPET.format(name=space_cfg.name, options=space_cfg.options)
     return {"top_cells.json": json.dumps(cells, indent=2), "rebuild_cells.py": snippet}
 
