@@ -174,6 +174,16 @@ class SearchSpace(abc.ABC):
     def key(self, genotype: Genotype) -> str:
         """Canonical key: two encodings of the same cell get the same key."""
 
+    def from_key(self, key: str) -> Genotype:
+        """The genotype a :meth:`key` names, so that a key printed by a report can be used
+        again (``key(from_key(k)) == k``). This default reads the key with :meth:`validate`
+        and refuses it unless it is the genotype's key; spaces whose keys ``validate`` cannot
+        read override it. Raises :class:`GenotypeError` in one line."""
+        genotype = self.validate(key)
+        if self.key(genotype) != key.strip():
+            raise GenotypeError(f"'{key[:60]}' is not a key of space '{self.name}'")
+        return genotype
+
     @abc.abstractmethod
     def to_json(self, genotype: Genotype) -> Any:
         """A JSON-serialisable value that :meth:`from_json` turns back into ``genotype``."""

@@ -25,6 +25,8 @@ _NAMED = {
     "DARTS_V2": "sigmoid0 relu1 relu1 identity1 tanh2 sigmoid5 tanh3 relu5",
 }
 _NODE_RE = re.compile(r"^([a-z_]+?)(\d+)$")
+#: a key's parts: a node's activation (``x`` at the root), its opening and closing bracket, a comma
+_KEY_TOKEN = re.compile(r"\s*([a-z_]+\(|\)|,)")
 
 
 class DartsRNNSpace(SearchSpace):
@@ -86,6 +88,8 @@ class DartsRNNSpace(SearchSpace):
         return act, pred
 
     def validate(self, obj: Any) -> DartsGenotype:
+        if isinstance(obj, str) and "(" in obj:
+            return self.from_key(obj)
         if isinstance(obj, str):
             text = obj.strip()
             named = _NAMED.get(text)
@@ -107,6 +111,37 @@ class DartsRNNSpace(SearchSpace):
                 f"wrong length: {len(items)} nodes given, the space has {self.nodes}"
             )
         return tuple(self._parse_node(i + 1, item) for i, item in enumerate(items))
+
+    def from_key(self, key: str) -> DartsGenotype:
+        """The cell a :meth:`key` names (``x(relu(tanh()),sigmoid())``): nodes numbered depth
+        first, each reading its parent in the tree."""
+        text = key.strip()
+        if not text.startswith("x("):
+            raise GenotypeError(f"key: must start with 'x(', got '{text[:20]}'")
+        items: list[tuple[str, int]] = []
+        parents = [0]  # the open nodes, innermost last
+        pos, last = 2, "("
+        while parents:
+            m = _KEY_TOKEN.match(text, pos)
+            part = m.group(1) if m else ""
+            # a node opens after '(' or ','; a ')' closes after '(' or ')'; a ',' follows ')'
+            if not (
+                (part.endswith("(") and last in "(,")
+                or (part == ")" and last in "()")
+                or (part == "," and last == ")")
+            ):
+                if not text[pos:].strip():
+                    raise GenotypeError(f"key: ends before its last ')' ('{text[-20:]}')")
+                raise GenotypeError(f"key: cannot read '{text[pos : pos + 20]}' at char {pos}")
+            pos, last = m.end(), part[-1]
+            if part.endswith("("):
+                items.append((part[:-1], parents[-1]))
+                parents.append(len(items))
+            elif part == ")":
+                parents.pop()
+        if text[pos:].strip():
+            raise GenotypeError(f"key: cannot read '{text[pos : pos + 20]}' at char {pos}")
+        return self.validate(items)
 
     def to_json(self, genotype: DartsGenotype) -> str:
         return " ".join(f"{act}{pred}" for act, pred in genotype)

@@ -27,6 +27,7 @@ from search_spaces.nasbench_nlp_graph import (
     check,
     descendants,
     fresh_name,
+    from_key,
     is_state_input,
     key_names,
     output_index,
@@ -128,9 +129,19 @@ class NasBenchNLPSpace(SearchSpace):
         return {name: parse(recepie) for name, recepie in _NAMED.items()}
 
     def validate(self, obj: Any) -> NLPGenotype:
+        """A recepie (a dict or its JSON string), a built-in name or a :meth:`key`."""
         if isinstance(obj, str) and obj.strip() in _NAMED:
             obj = _NAMED[obj.strip()]
-        g = parse(obj)
+        if isinstance(obj, str) and "=" in obj and not obj.lstrip().startswith("{"):
+            return self.from_key(obj)
+        return self._limited(parse(obj))
+
+    def from_key(self, key: str) -> NLPGenotype:
+        """The cell a :meth:`key` names (``n0=linear(h_prev_0,x);h_new_0=...``)."""
+        return self._limited(from_key(key))
+
+    def _limited(self, g: NLPGenotype) -> NLPGenotype:
+        """``g`` unless it has more states or nodes than the space allows."""
         if state_size(g) > self.max_states:
             raise GenotypeError(
                 f"node 'h_new_{state_size(g) - 1}': more than "

@@ -10,6 +10,7 @@ labelling (Weisfeiler-Lehman with individualisation), so renaming them never cha
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -306,6 +307,25 @@ def key_names(genotype: NLPGenotype) -> dict[str, str]:
     drawing names the nodes as the key printed beside it does."""
     order = [n for n in canonical(genotype)[1] if output_index(n) is None]
     return {n: f"n{j}" for j, n in enumerate(order)}
+
+
+#: one node of a key: ``name=op(input,input)``
+_KEY_NODE = re.compile(r"^\s*(\w+)\s*=\s*(\w+)\s*\(([\w\s,]*)\)\s*$")
+
+
+def from_key(text: str) -> NLPGenotype:
+    """The checked genotype a :func:`key` writes (``n0=linear(h_prev_0,x);h_new_0=...``),
+    its nodes in an order that computes every input first."""
+    nodes = []
+    for i, part in enumerate(text.strip().split(";"), start=1):
+        m = _KEY_NODE.match(part)
+        if m is None:
+            raise GenotypeError(f"key: part {i} '{part.strip()[:40]}' is not name=op(inputs)")
+        inputs = tuple(x.strip() for x in m.group(3).split(",")) if m.group(3).strip() else ()
+        nodes.append((m.group(1), m.group(2), inputs))
+    genotype = check(tuple(nodes))
+    by_name = {node[0]: node for node in genotype}
+    return tuple(by_name[n] for n in topological_order(genotype))
 
 
 def relabel(genotype: NLPGenotype, names: dict[str, str]) -> NLPGenotype:

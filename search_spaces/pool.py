@@ -153,6 +153,9 @@ class PoolSpace(SearchSpace):
     def key(self, genotype: Genotype) -> str:
         return self.base.key(genotype)
 
+    def from_key(self, key: str) -> Genotype:
+        return self.base.from_key(key)
+
     def to_json(self, genotype: Genotype) -> Any:
         return self.base.to_json(genotype)
 

@@ -321,6 +321,8 @@ class PetriDishSurrogate(Surrogate):
             chunk = self.predict_batch or default_predict_batch(self.device, "rnn")
             parts = [[g for _, g in todo[i : i + chunk]] for i in range(0, len(todo), chunk)]
             rows, done = [], 0
+            if self.progress is not None:  # screening shown from its start, not its first part
+                self.progress({"event": "screen", "done": 0, "total": len(todo)})
             for part in parts:
                 rows.append(
                     np.concatenate(

@@ -192,7 +192,7 @@ def test_show_prints_best_cells_and_progress(tmp_path, demo_table):
     run_search(config(tmp_path, demo_table), progress=False)
     out = CliRunner().invoke(main, ["show", str(tmp_path / "runs" / "run"), "--top", "3"]).output
     best = json.loads((tmp_path / "runs" / "run" / "best.json").read_text())
-    assert "best 3 of 24" in out and best["genotype"] in out
+    assert "best 3 of 24" in out and best["key"] in out
     assert "finished: evaluation budget spent" in out
 
 

@@ -101,6 +101,7 @@ def test_recording_cells_reports_its_progress():
     spd.progress = seen.append
     spd.predict(motifs(space, 10, seed=5))
     screens = [(e["done"], e["total"]) for e in seen if e["event"] == "screen"]
-    # the ten cells in chunks of four, then the reference cells the panel is scaled by
-    assert screens[:3] == [(4, 10), (8, 10), (10, 10)]
+    # the ten cells from the start in chunks of four, then the reference cells the panel is
+    # scaled by
+    assert screens[:4] == [(0, 10), (4, 10), (8, 10), (10, 10)]
     assert screens[-1] == (REFERENCE_CELLS, REFERENCE_CELLS)

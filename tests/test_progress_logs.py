@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 from dashboard_helpers import table_search
 
 import evo_nas.rundir.events as events_module
@@ -20,12 +27,14 @@ from evo_nas.dashboard.runs import RunFeed
 from evo_nas.reports.summary import progress_table
 from evo_nas.rundir.events import EventSink
 from evo_nas.rundir.files import RunDir
-from evo_nas.rundir.progress import Progress
+from evo_nas.rundir.progress import INTERVAL_VARIABLE, Progress, duration, line_interval
 from evo_nas.search.launch import resume_search, run_search
 from search_spaces import Genotype
 from surrogates import SURROGATES
 from surrogates.base import Capabilities
 from surrogates.random_surrogate import RandomSurrogate
+
+DRIVER = REPO / "tests" / "slow_step_driver.py"
 
 
 class Clock:
@@ -59,8 +68,8 @@ def test_plain_lines_off_a_terminal_at_most_once_an_interval() -> None:
     lines = text.splitlines()
     assert lines[0] == "training: 0/100 batch"
     # then every 15 s: the count, the speed, the time left and the status
-    assert lines[1] == "training: 15/100 batch, 1 batch/s, about 85 s left, loss 15.0"
-    assert lines[4] == "training: 60/100 batch, 1 batch/s, about 40 s left, loss 60.0"
+    assert lines[1] == "training: 15/100 batch, 15 s elapsed, 1 batch/s, about 85 s left, loss 15.0"
+    assert lines[4] == "training: 60/100 batch, 60 s elapsed, 1 batch/s, about 40 s left, loss 60.0"
     assert lines[5:] == ["epoch 1: valid ppl 123.45"]  # close: nothing new since line 4
 
 
@@ -115,7 +124,7 @@ def test_a_long_screening_leaves_rare_screen_events_and_plain_lines(tmp_path, ca
     lines = err.splitlines()
     assert lines[0] == "ground-truth evaluations: 0/12 eval"
     assert lines[1] == (  # 15 s after the first line
-        "ground-truth evaluations: 0/12 eval, "
+        "ground-truth evaluations: 0/12 eval, 16 s elapsed, "
         "surrogate screening cells: 800/2000, 66.7 cells/s, about 18 s left"
     )
 
@@ -176,3 +185,167 @@ def test_run_prints_plain_lines_off_a_terminal(tmp_path, demo_table) -> None:
         r"^ground-truth evaluations: 8/8 eval, .*best \d+\.\d{4}$", result.output, re.M
     )
     assert re.search(r"^best objective \d+\.\d{4} \(evaluation \d+ of 8\)", result.output, re.M)
+
+
+# -- the timer ----------------------------------------------------------------------------------
+class Signalling(io.StringIO):
+    """An output (not a terminal) that tells a waiting test each line written to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = threading.Condition()
+
+    def write(self, text: str) -> int:
+        with self.written:
+            n = super().write(text)
+            self.written.notify_all()
+        return n
+
+    def wait_lines(self, count: int, timeout: float = 60.0) -> list[str]:
+        with self.written:
+            self.written.wait_for(lambda: self.getvalue().count("\n") >= count, timeout)
+            return self.getvalue().splitlines()
+
+
+def test_the_timer_prints_a_line_while_a_step_reports_nothing() -> None:
+    out = Signalling()
+    bar = Progress("searches", total=4, unit="search", stream=out, interval_s=0.05)
+    bar.status("last: a__s0", refresh=False)
+    printed = len(out.wait_lines(1))
+    lines = out.wait_lines(printed + 2)  # nothing else prints now: these lines are the timer's
+    bar.close()
+    assert not bar.timer.is_alive()
+    assert lines[0] == "searches: 0/4 search"
+    for line in lines[printed : printed + 2]:
+        assert re.fullmatch(r"searches: 0/4 search, \S+ s elapsed, last: a__s0", line), line
+
+
+def test_a_screening_shows_while_its_first_part_runs(tmp_path, monkeypatch) -> None:
+    rd = RunDir(tmp_path / "run")
+    rd.create({"name": "run"})
+    monkeypatch.setenv(INTERVAL_VARIABLE, "0.05")
+    monkeypatch.setattr(sys, "stderr", out := Signalling())
+    sink = EventSink(rd, time.monotonic, tensorboard=False)
+    sink.open_progress(total=12, done=0, show=True)
+    sink.training_progress({"event": "screen", "done": 0, "total": 500})  # the dish starts
+    printed = len(out.wait_lines(1))
+    lines = out.wait_lines(printed + 1)  # while it records its first cells: the timer's line
+    sink.close_progress()
+    assert lines[0] == "ground-truth evaluations: 0/12 eval"
+    assert re.fullmatch(
+        r"ground-truth evaluations: 0/12 eval, \S+ s elapsed, surrogate screening cells: 0/500",
+        lines[printed],
+    )
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv(INTERVAL_VARIABLE, raising=False)
+    assert line_interval() == 15.0
+    for value, expected in (("0.5", 0.5), ("2", 2.0), ("0", 15.0), ("-1", 15.0), ("x", 15.0)):
+        monkeypatch.setenv(INTERVAL_VARIABLE, value)
+        assert line_interval() == expected
+        assert Progress("x", show=False).interval_s == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.04, "0.0 s"),
+        (0.4, "0.4 s"),
+        (9.9, "9.9 s"),
+        (42.4, "42 s"),
+        (89.4, "89 s"),
+        (90, "1.5 min"),
+        (3600, "60.0 min"),
+        (5400, "1.5 h"),
+        (440868.8, "122.5 h"),
+        (math.inf, "?"),
+    ],
+)
+def test_one_way_to_write_a_cost_or_a_duration(seconds, text) -> None:
+    assert duration(seconds) == text
+
+
+# -- redirected logs of the commands --------------------------------------------------------------
+def _command(tmp_path, *args: str) -> tuple[str, str, list[int]]:
+    """``evo-nas ARGS`` (with the ``slow_fit`` surrogate) in a subprocess writing to files, the
+    progress timer every 0.05 s; its stdout, its stderr and the lines each fit saw the timer
+    print while it held the work up."""
+    out, err, waits = (tmp_path / n for n in ("stdout.log", "stderr.log", "waits.txt"))
+    env = {
+        **os.environ,
+        INTERVAL_VARIABLE: "0.05",
+        "EVO_NAS_TEST_LOG": str(err),
+        "EVO_NAS_TEST_WAITS": str(waits),
+    }
+    with out.open("w") as o, err.open("w") as e:
+        proc = subprocess.run(
+            [sys.executable, str(DRIVER), *args],
+            stdout=o,
+            stderr=e,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+    assert proc.returncode == 0, err.read_text()[-2000:]
+    seen = [int(x) for x in waits.read_text().split()] if waits.exists() else []
+    return out.read_text(), err.read_text(), seen
+
+
+def _plain(*texts: str) -> None:
+    for text in texts:
+        assert "\r" not in text and "\x1b" not in text
+
+
+def test_a_redirected_run_log_is_plain_lines_on_a_timer(tmp_path, demo_table) -> None:
+    cfg = table_search(tmp_path / "runs", demo_table, name="logged", surrogate="slow_fit")
+    cfg["logging"]["progress"] = True
+    (tmp_path / "search.yaml").write_text(json.dumps(cfg))
+    out, err, waits = _command(tmp_path, "run", "search.yaml")
+    _plain(out, err)
+    assert len(waits) >= 2 and min(waits) >= 2  # every fit: the timer's lines came meanwhile
+    assert err.startswith("ground-truth evaluations: 0/8 eval\n")
+    assert re.search(r"^ground-truth evaluations: \d/8 eval, \S+ s elapsed, .*best \d+", err, re.M)
+    # the end says where the results are and what to run next, with paths that work from here
+    tail = out.splitlines()[-5:]
+    assert tail[0] == "results in runs/logged; next:"
+    assert [line.split("#")[0].split() for line in tail[1:]] == [
+        ["evo-nas", "show", "runs/logged", "--plots"],
+        ["evo-nas", "dashboard", "runs/logged"],
+        ["evo-nas", "export", "runs/logged", "--top", "5"],
+        ["evo-nas", "train", "--run", "runs/logged", "--rank", "1"],
+    ]
+
+
+def test_redirected_compare_logs_are_plain_lines_on_a_timer(tmp_path, demo_table) -> None:
+    table = {"name": "table", "options": {"path": str(demo_table)}}
+    space = {"name": "darts_rnn", "options": {"nodes": 4}}
+    predict = {
+        "name": "cmp",
+        "output_dir": "out",
+        "space": space,
+        "ground_truth": table,
+        "surrogates": ["slow_fit", "random"],
+        "sizes": [5],
+        "seeds": [0],
+        "test": {"size": 30},
+        "n_jobs": 1,
+    }
+    (tmp_path / "predict.yaml").write_text(json.dumps(predict))
+    out, err, waits = _command(tmp_path, "compare", "predict", "predict.yaml")
+    _plain(out, err)
+    assert waits and min(waits) >= 2
+    assert err.startswith("grid cells: 0/2 cell\n")
+    assert re.search(r"^grid cells: 0/2 cell, \S+ s elapsed$", err, re.M)  # while slow_fit fits
+    assert "| slow_fit | 5 | 1 |" in out
+    base = table_search(tmp_path, demo_table, surrogate="slow_fit")
+    (tmp_path / "base.yaml").write_text(json.dumps(base))
+    search = {"name": "cs", "output_dir": "out", "base": "base.yaml", "seeds": [0, 1], "n_jobs": 1}
+    search["methods"] = [{"label": "slow", "surrogate": "slow_fit"}]
+    (tmp_path / "search.yaml").write_text(json.dumps(search))
+    out, err, waits = _command(tmp_path, "compare", "search", "search.yaml")
+    _plain(out, err)
+    assert len(waits) >= 4 and min(waits) >= 2  # two searches, each fitting more than once
+    assert err.startswith("searches: 0/2 search\n")
+    assert re.search(r"^searches: 1/2 search, \S+ s elapsed, .*last: slow__s0$", err, re.M)
+    assert "surrogate time per run" in out

@@ -120,9 +120,10 @@ def test_the_run_says_what_it_trained_and_what_the_surrogate_screened(tmp_path, 
     result = CliRunner().invoke(main, ["run", str(path), "--quiet"])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert lines[-2].startswith("best objective")
-    assert lines[-1].startswith("12 ground-truth evaluations")
-    assert "the surrogate screened" in lines[-1]
+    end = lines.index(next(line for line in lines if line.startswith("results in ")))
+    assert lines[end - 2].startswith("best objective")
+    assert lines[end - 1].startswith("12 ground-truth evaluations")
+    assert "the surrogate screened" in lines[end - 1]
 
 
 def test_median_evaluations_count_runs_that_never_reached_the_target_as_more():

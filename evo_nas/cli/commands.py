@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,11 +91,13 @@ def run(config: Path, overwrite: bool, quiet: bool, check: bool) -> None:
         return
     try:
         engine, rd = start_run(config, overwrite=overwrite, progress=False if quiet else None)
-        best = engine.run()
+        with _stopped_note(rd.path):
+            best = engine.run()
     except _REFUSALS as e:
         _fail(str(e))
     _print_best(best)
     click.echo(cost_line(rd.path))
+    _print_next(rd.path, best)
 
 
 @main.command()
@@ -105,11 +109,66 @@ def resume(run_dir: Path, quiet: bool) -> None:
     from evo_nas.search.launch import resume_search
 
     try:
-        best = resume_search(run_dir, progress=False if quiet else None)
+        with _stopped_note(run_dir):
+            best = resume_search(run_dir, progress=False if quiet else None)
     except _REFUSALS as e:
         _fail(str(e))
     _print_best(best)
     click.echo(cost_line(run_dir))
+    _print_next(run_dir, best)
+
+
+def _shown(path: Path) -> str:
+    """A run directory as a command line takes it: relative to here when it is below here."""
+    try:
+        text = str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        text = str(path)
+    return shlex.quote(text)
+
+
+@contextlib.contextmanager
+def _stopped_note(run_dir: Path) -> Iterator[None]:
+    """A run stopped by Ctrl-C (exit status 130) or by an error says how to continue it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(
+            f"interrupted; the run is kept as far as it got: evo-nas resume {_shown(run_dir)}",
+            err=True,
+        )
+        sys.exit(130)
+    except _REFUSALS:
+        raise
+    except Exception:
+        click.echo(
+            f"the run stopped at an error (below); what it found is kept in {_shown(run_dir)} "
+            f"and `evo-nas resume {_shown(run_dir)}` continues it once the cause is fixed",
+            err=True,
+        )
+        raise
+
+
+def _print_next(run_dir: Path, best: dict) -> None:
+    """Where the results are and the commands that use them, ready to copy."""
+    from evo_nas.reports.summary import space_of
+
+    where = _shown(run_dir)
+    steps = [
+        (f"evo-nas show {where} --plots", "best cells, progress and figures"),
+        (f"evo-nas dashboard {where}", "the run in a browser"),
+        (f"evo-nas export {where} --top 5", "best genotypes as JSON and torch modules"),
+    ]
+    try:
+        trainable = bool(best) and space_of(run_dir).motif == "cell"
+    except (OSError, ValueError):
+        trainable = False
+    if trainable:
+        steps.append((f"evo-nas train --run {where} --rank 1", "the best cell trained on PTB"))
+    width = max(len(command) for command, _ in steps)
+    click.echo(f"results in {where}; next:")
+    for command, what in steps:
+        click.echo(f"  {command.ljust(width)}  # {what}")
 
 
 def _print_best(best: dict) -> None:
@@ -142,6 +201,33 @@ def show(run_dir: Path, top: int, plots: bool) -> None:
     click.echo("\n".join(tables))
     for p in written:
         click.echo(f"wrote {p}")
+    for line in _train_lines(run_dir):
+        click.echo(line)
+
+
+def _train_lines(run_dir: Path) -> list[str]:
+    """How to train a listed cell on PTB: by its rank in the run, or by its key in the run's
+    space (none where the space's motifs are not cells)."""
+    import json
+
+    from evo_nas.config.components import construct
+    from evo_nas.reports.summary import space_config
+
+    try:
+        space = space_config(run_dir)
+        if construct("space", space).motif != "cell":
+            return []
+    except (OSError, ValueError):
+        return []
+    options = "".join(
+        f" --space-option {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
+        for k, v in space.options.items()
+    )
+    return [
+        "",
+        f"train one on PTB: evo-nas train --run {_shown(run_dir)} --rank N",
+        f"  or by its key:  evo-nas train --space {space.name}{options} --genotype 'KEY'",
+    ]
 
 
 @main.command()

@@ -12,14 +12,17 @@ from typing import Any
 
 import click
 
+from evo_nas.config.components import build
+from evo_nas.config.errors import ConfigError, first_line
 from evo_nas.config.yaml_input import read_scalar
-from evo_nas.rundir.progress import Progress
+from evo_nas.reports.summary import ranked_evaluations, space_config, space_of
+from evo_nas.rundir.files import RunDir
+from evo_nas.rundir.progress import Progress, duration
 from evo_nas_common.data_files import DataError
-from evo_nas_common.registry import UnknownNameError
 from ground_truths.digits_data import fetch_mnist
 from ground_truths.ptb_corpus import fetch_ptb
 from ground_truths.ptb_trainer import PRESETS, PTBTrainer, TrainConfig
-from search_spaces import GenotypeError, SearchSpace, get_space
+from search_spaces import GenotypeError, SearchSpace
 
 #: dataset name -> its verified fetch (source, dest)
 _FETCHERS = {"ptb": fetch_ptb, "mnist": fetch_mnist}
@@ -67,9 +70,101 @@ def _plot(curve: list[dict[str, Any]], batch_ppl: list[float], path: Path, title
     plt.close(fig)
 
 
+def _parse_space_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--space-option key=value`` pairs, values read as YAML (``4``, ``[tanh, relu]``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{item}' is not key=value", param_hint="--space-option")
+        out[key.strip()] = read_scalar(value)
+    return out
+
+
+def _cell(
+    space_name: str | None,
+    space_options: tuple[str, ...],
+    genotype: str | None,
+    run_dir: Path | None,
+    rank: int | None,
+) -> tuple[str, SearchSpace, Any, dict[str, Any]]:
+    """The space (its name) and the cell the options name, and where the cell came from; a
+    usage error in one line when they name none."""
+    if (genotype is None) == (run_dir is None):
+        raise click.UsageError("give either --genotype or --run (with --rank)")
+    if run_dir is None:
+        if rank is not None:
+            raise click.UsageError("--rank picks a cell of --run RUN_DIR")
+        return _cell_of_space(space_name or "darts_rnn", space_options, genotype or "")
+    if space_name is not None or space_options:
+        raise click.UsageError("--run reads the space and its options from the run's config")
+    return _cell_of_run(run_dir, rank or 1)
+
+
+def _cell_of_space(
+    space_name: str, items: tuple[str, ...], genotype: str
+) -> tuple[str, SearchSpace, Any, dict[str, Any]]:
+    """``--genotype`` in the space ``--space`` with ``--space-option``s."""
+    options = _parse_space_options(items)
+    try:
+        space = build("space", space_name, options)
+    except ConfigError as e:
+        raise click.UsageError(str(e).replace("space.options.", "--space-option ")) from None
+    try:
+        g = space.validate(genotype)
+    except GenotypeError as e:
+        hint = "" if items else "; another space or options? --space NAME, --space-option K=V"
+        raise click.UsageError(f"--genotype: {e} (space {space_name}{hint})") from None
+    return space_name, space, g, {}
+
+
+def _cell_of_run(run_dir: Path, rank: int) -> tuple[str, SearchSpace, Any, dict[str, Any]]:
+    """The cell ranked ``rank`` (as ``show`` ranks them) in a run directory, in its space."""
+    try:
+        RunDir(run_dir).check_files()
+        rows = ranked_evaluations(run_dir)
+        if not 1 <= rank <= len(rows):
+            raise ValueError(f"--rank {rank}: the run has {len(rows)} evaluated cells")
+        row = rows[rank - 1]
+        space = space_of(run_dir)
+        g = space.from_json(json.loads(row["genotype"]))
+        name = space_config(run_dir).name
+    except (OSError, ValueError) as e:
+        raise click.UsageError(f"--run {run_dir}: {first_line(e)}") from None
+    source = {"run": str(run_dir), "rank": rank, "evaluation": int(row["index"])}
+    return name, space, g, source
+
+
 @click.command("train")
-@click.option("--space", "space_name", default="darts_rnn", show_default=True)
-@click.option("--genotype", required=True, help="A genotype the space accepts, or a built-in name.")
+@click.option(
+    "--genotype",
+    default=None,
+    help="The cell: its key (as show, export and the dashboard print it), the space's JSON "
+    "form or a built-in name.",
+)
+@click.option(
+    "--space", "space_name", default=None, help="The genotype's search space [default: darts_rnn]."
+)
+@click.option(
+    "--space-option",
+    "space_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the space (as under space.options in a config), e.g. nodes=4.",
+)
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Train a cell of this run directory (its space and options from its config).",
+)
+@click.option(
+    "--rank",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --run: the cell ranked so by `evo-nas show` [default: 1, the best].",
+)
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="cpu", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option(
@@ -79,30 +174,35 @@ def _plot(curve: list[dict[str, Any]], batch_ppl: list[float], path: Path, title
 @click.option("--device", default="auto", show_default=True)
 @click.option("--test/--no-test", default=True, show_default=True, help="Report test perplexity.")
 @click.option(
-    "--out", type=click.Path(path_type=Path), default=Path("runs/train"), show_default=True
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder [default: runs/train, or RUN_DIR/train/rank<N> with --run].",
 )
 def train(
-    space_name: str,
-    genotype: str,
+    genotype: str | None,
+    space_name: str | None,
+    space_options: tuple[str, ...],
+    run_dir: Path | None,
+    rank: int | None,
     preset: str,
     epochs: int | None,
     sets: tuple[str, ...],
     data: Path | None,
     device: str,
     test: bool,
-    out: Path,
+    out: Path | None,
 ) -> None:
     """Train one cell's language model on Penn Treebank and report its perplexities.
 
-    Writes OUT/curve.json (learning curve and final perplexities) and OUT/curve.png. The
-    training checkpoints every epoch under OUT/cache, so rerunning resumes it; a finished
-    configuration is answered from the cache.
+    The cell is --genotype (in --space with its --space-option's) or the cell ranked --rank
+    in the run directory --run. Writes OUT/curve.json (learning curve and final perplexities)
+    and OUT/curve.png. The training checkpoints every epoch under OUT/cache, so rerunning
+    resumes it; a finished configuration is answered from the cache.
     """
-    try:
-        space = get_space(space_name)
-        g = space.validate(genotype)
-    except (UnknownNameError, GenotypeError, ValueError) as e:
-        raise click.UsageError(str(e)) from None
+    space_name, space, g, source = _cell(space_name, space_options, genotype, run_dir, rank)
+    if out is None:
+        out = Path("runs/train") if run_dir is None else run_dir / "train" / f"rank{rank or 1}"
     trainer = _trainer(space, preset, epochs, sets, data, device, test, out)
     cfg = trainer.config
     click.echo(
@@ -119,7 +219,9 @@ def train(
     metrics = result.metrics
     report = {
         "space": space_name,
+        "key": space.key(g),
         "genotype": space.to_json(g),
+        **({"from": source} if source else {}),
         "preset": preset,
         "config": dataclasses.asdict(cfg),
         "status": result.status,
@@ -133,12 +235,23 @@ def train(
     (out / "curve.json").write_text(json.dumps(report, indent=2))
     if report["curve"]:
         _plot(report["curve"], batch_ppl, out / "curve.png", f"{space.describe(g)} ({preset})")
+    if result.status == "diverged":
+        raise click.ClickException(f"training diverged ({result.message}); {_what_to_try(cfg)}")
     if result.status != "ok":
         raise click.ClickException(f"training {result.status}: {result.message}")
     line = f"valid ppl {result.objective:.2f}"
     if report["test_ppl"] is not None:
         line += f", test ppl {report['test_ppl']:.2f}"
-    click.echo(f"{line} ({result.cost_s:.0f} s); wrote {out / 'curve.json'}")
+    click.echo(f"{line} ({duration(result.cost_s)}); wrote {out / 'curve.json'}")
+
+
+def _what_to_try(cfg: TrainConfig) -> str:
+    """What to change after a diverged training, in the options that change it."""
+    return (
+        f"try a lower learning rate (--set lr={cfg.lr / 4:g}), tighter gradient clipping "
+        f"(--set clip={cfg.clip / 2:g}) or another preset (--preset "
+        f"{'|'.join(PRESETS)})"
+    )
 
 
 def _trainer(

@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from joblib import Parallel, delayed
 from pydantic import Field, model_validator
-from tqdm import tqdm
 
 from evo_nas.compare.metrics import ranking_metrics
 from evo_nas.config.components import Component, Section, construct, resolve_component
@@ -37,6 +36,7 @@ from evo_nas.config.schema import (
 )
 from evo_nas.execution.evaluation import isolated_rng
 from evo_nas.rundir.files import atomic_write_text
+from evo_nas.rundir.progress import Progress
 from ground_truths import GroundTruth
 from ground_truths.table import TableError, parse_genotype_cell
 from search_spaces import Genotype, SearchSpace
@@ -328,16 +328,20 @@ def run_predict_comparison(cfg: PredictCompareConfig, progress: bool = True) -> 
         if (entry, size) in sized and not (cells_dir / _cell_name(entry.tag, size, seed)).exists()
     ]
     total = len(sized) * len(cfg.seeds)
-    bar = tqdm(total=total, initial=total - len(grid), desc="grid cells", disable=not progress)
+    bar = Progress("grid cells", total, unit="cell", initial=total - len(grid), show=progress)
     jobs = (
         delayed(_run_cell)(space, e, orders[seed], test, size, seed, cfg.top_percents)
         for e, size, seed in grid
     )
-    for row in Parallel(n_jobs=parallel_jobs(cfg.n_jobs, len(grid)), return_as="generator")(jobs):
-        name = _cell_name(row["surrogate"], row["size"], row["seed"])
-        atomic_write_text(cells_dir / name, json.dumps(row))
-        bar.update(1)
-    bar.close()
+    try:
+        n_jobs = parallel_jobs(cfg.n_jobs, len(grid))
+        for row in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+            name = _cell_name(row["surrogate"], row["size"], row["seed"])
+            atomic_write_text(cells_dir / name, json.dumps(row))
+            bar.status(f"last: {row['surrogate']} N={row['size']} seed {row['seed']}", False)
+            bar.update(1)
+    finally:
+        bar.close()
     rows = [
         json.loads((cells_dir / _cell_name(e.tag, size, seed)).read_text())
         for e, size in sized

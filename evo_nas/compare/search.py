@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import numpy as np
 from joblib import Parallel, delayed
 from pydantic import Field, field_validator, model_validator
-from tqdm import tqdm
 
 from evo_nas.compare.predict import parallel_jobs
 from evo_nas.config.components import Component, Section, validated_options
@@ -33,6 +32,7 @@ from evo_nas.config.schema import (
 )
 from evo_nas.reports.summary import best_so_far, surrogate_costs
 from evo_nas.rundir.files import RunDir, atomic_write_text
+from evo_nas.rundir.progress import Progress, duration
 from evo_nas.search.launch import resume_search, run_search
 
 
@@ -150,12 +150,15 @@ def run_search_comparison(
     configs = {(m.label, s): run_config(cfg, base, m, s) for m in cfg.methods for s in cfg.seeds}
     targets = _targets(cfg, _checked(configs, base_dir))
     out.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(configs), desc="searches", disable=not progress)
+    bar = Progress("searches", len(configs), unit="search", show=progress)
     jobs = (delayed(_run_one)(c, base_dir) for c in configs.values())
     n_jobs = parallel_jobs(cfg.n_jobs, len(configs))
-    for _ in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-        bar.update(1)
-    bar.close()
+    try:
+        for name in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+            bar.status(f"last: {name}", refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
     curves: dict[str, list[np.ndarray]] = {}
     rows = []
     for (label, seed), c in configs.items():
@@ -263,7 +266,7 @@ def search_summary(
         "",
         "| method | runs | evaluations to target: median [quartiles] | reached | "
         + ("× reference | " if ref is not None else "")
-        + "final best (mean ± std) | surrogate s per run (median) |",
+        + "final best (mean ± std) | surrogate time per run (median) |",
         "|---|---|---|---|" + ("---|" if ref is not None else "") + "---|---|",
     ]
     for label in labels:
@@ -278,7 +281,7 @@ def search_summary(
         lines.append(
             f"| {label} | {len(rs)} | {_count(median)} [{_count(q1)}, {_count(q3)}] | "
             f"{reached}/{len(rs)} | {ratio}{best.mean():.4g} ± {best.std():.3g} | "
-            f"{seconds:.1f} |"
+            f"{duration(seconds)} |"
         )
     return "\n".join(lines) + "\n"
 

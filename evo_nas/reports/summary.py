@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from evo_nas.rundir.files import RunDir, atomic_write_text
+from evo_nas.rundir.progress import duration
 
 
 def _objective(text: str) -> float:
@@ -40,23 +41,38 @@ def format_objective(value: float | str) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(out)
 
 
-def top_table(run_dir: Path, top: int = 10) -> str:
-    """The ``top`` best ground-truth results of a run, best first."""
+def ranked_evaluations(run_dir: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``evaluations.csv``, best first (ties: the earlier evaluation):
+    the ranks that ``show`` prints and ``train --run DIR --rank N`` reads."""
     rows = RunDir(run_dir).read_evaluations()
-    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
-    body = []
-    for rank, r in enumerate(ranked, start=1):
-        genotype = r["genotype"] if len(r["genotype"]) <= 72 else r["genotype"][:69] + "..."
-        objective = format_objective(r["objective"])
-        body.append([str(rank), r["index"], objective, r["status"], r["phase"], genotype])
-    header = ["rank", "eval", "objective", "status", "phase", "genotype"]
-    return f"best {len(ranked)} of {len(rows)} evaluated cells\n" + _table(header, body)
+    return sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))
+
+
+def _cost(text: str) -> str:
+    """An evaluation's cost as ``evaluations.csv`` holds it (seconds), for a person."""
+    try:
+        return duration(float(text))
+    except ValueError:
+        return "?"
+
+
+def top_table(run_dir: Path, top: int = 10) -> str:
+    """The ``top`` best ground-truth results of a run, best first, each with its cost and its
+    key in full (what ``train --genotype`` and a config's ``initial`` take)."""
+    rows = ranked_evaluations(run_dir)
+    body = [
+        [str(rank), r["index"], format_objective(r["objective"]), r["status"], r["phase"]]
+        + [_cost(r["cost_s"]), r["key"]]
+        for rank, r in enumerate(rows[:top], start=1)
+    ]
+    header = ["rank", "eval", "objective", "status", "phase", "cost", "key"]
+    return f"best {len(body)} of {len(rows)} evaluated cells\n" + _table(header, body)
 
 
 def best_so_far(run_dir: Path) -> np.ndarray:
@@ -80,27 +96,19 @@ def cost_line(run_dir: Path) -> str:
     """What a run spent on the ground truth, and what its surrogate did instead."""
     rows = RunDir(run_dir).read_evaluations()
     trained = sum(float(r["cost_s"] or 0) for r in rows)
-    line = f"{len(rows)} ground-truth evaluations ({_duration(trained)} in all)"
+    line = f"{len(rows)} ground-truth evaluations ({duration(trained)} in all)"
     seconds, screened = surrogate_costs(run_dir)
     if not screened:
         return line
-    line += f"; the surrogate screened {screened:,} cells in {_duration(seconds)}"
+    line += f"; the surrogate screened {screened:,} cells in {duration(seconds)}"
     if rows and trained > 0:
         unseen = max(0, screened - len(rows))
         saved = unseen * trained / len(rows)
         line += (
             f": evaluating the {unseen:,} it kept from the ground truth would have cost about "
-            f"{_duration(saved)} more at this run's mean evaluation time"
+            f"{duration(saved)} more at this run's mean evaluation time"
         )
     return line
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def progress_table(run_dir: Path, points: int = 10) -> str:
@@ -121,17 +129,24 @@ def progress_table(run_dir: Path, points: int = 10) -> str:
     state = f"finished: {reason}" if done else "not finished (resume it to continue)"
     summary = (
         f"{n} evaluations ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))}), "
-        f"ground-truth cost {cost:.1f} s; {state}"
+        f"ground-truth cost {duration(cost)}; {state}"
     )
     return summary + "\n" + _table(["evaluations", "best so far"], body)
 
 
-def space_of(run_dir: Path) -> Any:
-    """The search space a run's ``config.yaml`` names (its base space in pool mode)."""
-    from evo_nas.config.schema import build_space, parse_config
+def space_config(run_dir: Path) -> Any:
+    """The ``space`` section of a run's ``config.yaml``: its name and options."""
+    from evo_nas.config.schema import parse_config
 
     rd = RunDir(run_dir)
-    return build_space(parse_config(rd.read_config(), rd.path.resolve()))
+    return parse_config(rd.read_config(), rd.path.resolve()).space
+
+
+def space_of(run_dir: Path) -> Any:
+    """The search space a run's ``config.yaml`` names (its base space in pool mode)."""
+    from evo_nas.config.components import construct
+
+    return construct("space", space_config(run_dir))
 
 
 def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
@@ -141,7 +156,7 @@ def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
     rd = RunDir(run_dir)
     out = rd.own_folder("plots")
     paths = [plot_best_so_far({rd.path.name: [best_so_far(rd.path)]}, out / "best_so_far.png")]
-    rows = rd.read_evaluations()
+    rows = ranked_evaluations(run_dir)
     points = [
         (int(r["round"]), float(r["predicted"]), _objective(r["objective"]))
         for r in rows
@@ -149,8 +164,7 @@ def write_run_plots(run_dir: Path, top: int = 3) -> list[Path]:
     ]
     paths.append(plot_refits(points, out / "refits.png"))
     space = space_of(run_dir)
-    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
-    for rank, r in enumerate(ranked, start=1):
+    for rank, r in enumerate(rows[:top], start=1):
         g = space.from_json(json.loads(r["genotype"]))
         title = f"#{rank}: objective {format_objective(r['objective'])} (evaluation {r['index']})"
         paths.append(draw_cell(space, g, out / f"cell_{rank}.png", title))
@@ -182,12 +196,9 @@ def export_files(run_dir: Path, top: int) -> dict[str, str]:
     """The ``top`` best genotypes (``top_cells.json``) and a script that rebuilds them as
     modules (``rebuild_cells.py``), by file name; the run's config and every exported genotype
     are checked, and nothing is written."""
-    from evo_nas.config.schema import parse_config
-
     rd = RunDir(run_dir)
     space = space_of(run_dir)
-    rows = rd.read_evaluations()
-    ranked = sorted(rows, key=lambda r: (_objective(r["objective"]), int(r["index"])))[:top]
+    ranked = ranked_evaluations(run_dir)[:top]
     for r in ranked:
         try:
             space.from_json(json.loads(r["genotype"]))
@@ -207,7 +218,7 @@ def export_files(run_dir: Path, top: int) -> dict[str, str]:
         }
         for rank, r in enumerate(ranked, start=1)
     ]
-    space_cfg = parse_config(rd.read_config(), rd.path.resolve()).space
+    space_cfg = space_config(run_dir)
     snippet = _SNIPPET.format(name=space_cfg.name, options=space_cfg.options)
     return {"top_cells.json": json.dumps(cells, indent=2), "rebuild_cells.py": snippet}
 
