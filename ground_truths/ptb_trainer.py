@@ -30,6 +30,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationE
 from pydantic.dataclasses import dataclass as typed_dataclass
 from torch.nn import functional as F
 
+from evo_nas_common.bounds import Dropout, NonNegative, Positive, Steps, first_error
 from evo_nas_common.devices import resolve_device
 from ground_truths.base import GroundTruth, Result
 from ground_truths.ptb_corpus import Corpus, batchify, get_batch, load_corpus, ptb_dir, verify_ptb
@@ -37,14 +38,6 @@ from ground_truths.ptb_model import RNNModel, build_model
 from search_spaces import Genotype, SearchSpace
 
 Progress = Callable[[dict[str, Any]], None]
-
-
-#: probabilities of dropping a unit
-Dropout = Annotated[float, Field(strict=True, ge=0.0, lt=1.0)]
-#: counts and sizes of at least one
-AtLeastOne = Annotated[int, Field(strict=True, ge=1, le=10**9)]
-Positive = Annotated[float, Field(strict=True, gt=0, le=1e12, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(strict=True, ge=0, le=1e12, allow_inf_nan=False)]
 
 
 @typed_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -63,8 +56,8 @@ class TrainConfig:
     word frequencies.
     """
 
-    emsize: AtLeastOne = 850
-    nhid: AtLeastOne = 850
+    emsize: Steps = 850
+    nhid: Steps = 850
     dropout: Dropout = 0.75
     dropouth: Dropout = 0.25
     dropoutx: Dropout = 0.75
@@ -72,19 +65,19 @@ class TrainConfig:
     dropoute: Dropout = 0.1
     lr: Positive = 20.0
     clip: Positive = 0.25
-    batch_size: AtLeastOne = 64
-    eval_batch_size: AtLeastOne = 10
-    bptt: AtLeastOne = 35
+    batch_size: Steps = 64
+    eval_batch_size: Steps = 10
+    bptt: Steps = 35
     max_seq_len_delta: Annotated[int, Field(strict=True, ge=0, le=10**6)] = 20
     wdecay: NonNegative = 8e-7
     tar: NonNegative = 1e-3
-    nonmono: AtLeastOne = 5
+    nonmono: Steps = 5
     asgd: StrictBool = True
     init_range: Positive = 0.1
     unigram_init: StrictBool = False
     epochs: Annotated[int, Field(strict=True, ge=1, le=10**6)] = 8000
-    epoch_batches: AtLeastOne | None = None
-    eval_tokens: AtLeastOne | None = None
+    epoch_batches: Steps | None = None
+    eval_tokens: Steps | None = None
     test: StrictBool = False
     diverge_ppl: Positive = 1e6
     seed: Annotated[int, Field(strict=True, ge=0, lt=2**63)] = 0
@@ -156,12 +149,7 @@ def make_config(preset: str = "cpu", **overrides: Any) -> TrainConfig:
     try:
         return TrainConfig(**(PRESETS[preset] | overrides))
     except ValidationError as e:
-        err = e.errors()[0]
-        unknown = err["type"] == "unexpected_keyword_argument"
-        where = ".".join(str(p) for p in err["loc"])
-        raise ValueError(
-            f"{where}: {'unknown training option' if unknown else err['msg']}"
-        ) from None
+        raise ValueError(first_error(e)) from None
 
 
 def _from_preset(value: Any) -> Any:

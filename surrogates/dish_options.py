@@ -12,17 +12,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StrictBool, ValidationError
+from pydantic import ConfigDict, Field, StrictBool
 from pydantic.dataclasses import dataclass
 
-#: counts: far above any useful dish, so that a typo's 1e11 is refused instead of allocating
-#: for hours
-Count = Annotated[int, Field(strict=True, ge=1, le=100_000)]
-#: sizes of a dish's tensors
-Width = Annotated[int, Field(strict=True, ge=1, le=4096)]
-Rate = Annotated[float, Field(strict=True, gt=0, le=1e6, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(strict=True, gt=0, le=1)]
-NonNegative = Annotated[float, Field(strict=True, ge=0, le=1e6, allow_inf_nan=False)]
+from evo_nas_common.bounds import Count, Fraction, NonNegative, Positive, Size, Steps, Width
+
+#: inner training steps: far above any useful dish, whose every step is unrolled in memory
+InnerSteps = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+#: meta-learning steps (0: none)
+MetaSteps = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 #: how dish options are checked: unknown names refused, values as typed
 OPTIONS = ConfigDict(extra="forbid")
 
@@ -43,30 +41,22 @@ class DishOptions:
     those that rank the training motifs best, are combined.
     """
 
-    samples: Count
-    val_samples: Count
+    samples: Size
+    val_samples: Size
     dims: Width
     hidden_size: Width
-    classes: Count
-    inner_steps: Annotated[int, Field(strict=True, ge=1, le=10_000)]
-    inner_lr: Rate
-    meta_steps: Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
-    meta_lr: Rate
-    meta_batch: Count
+    classes: Size
+    inner_steps: InnerSteps
+    inner_lr: Positive
+    meta_steps: MetaSteps
+    meta_lr: Positive
+    meta_batch: Size
     lr_decay: Fraction
-    lr_decay_every: Annotated[int, Field(strict=True, ge=1, le=10**9)]
+    lr_decay_every: Steps
     loss: Literal["rank", "mse"]
-    rank_temperature: Rate = 0.5
+    rank_temperature: Positive = 0.5
     target_transform: Literal["log", "none"]
     l2: NonNegative
-    dishes: Annotated[int, Field(strict=True, ge=1, le=1024)]
+    dishes: Count
     orient: StrictBool
     keep_fraction: Fraction
-
-
-def first_error(err: ValidationError) -> str:
-    """The first problem of an options check as one line, ``key: message``."""
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"])
-    msg = "unknown option" if e["type"] == "unexpected_keyword_argument" else e["msg"]
-    return f"{loc}: {msg}" if loc else msg

@@ -20,8 +20,9 @@ from pydantic.dataclasses import dataclass
 from torch import nn
 
 from evo_nas_common.batched_mlp import mlp_logits, normal_mlp_weights
+from evo_nas_common.bounds import Count, Fraction, NonNegative, Positive, Size, Steps, Width
 from search_spaces import Genotype, SearchSpace
-from surrogates.dish_options import OPTIONS, Count, DishOptions, Fraction, NonNegative, Rate, Width
+from surrogates.dish_options import OPTIONS, DishOptions, InnerSteps, MetaSteps
 from surrogates.inner_loop import train_then_score
 
 
@@ -32,26 +33,26 @@ class MLPDishOptions(DishOptions):
     ``init_scale``^2). The defaults are the values of the authors' slope experiment."""
 
     kind: Literal["mlp"] = "mlp"
-    samples: Count = 10
-    val_samples: Count = 10
+    samples: Size = 10
+    val_samples: Size = 10
     dims: Width = 10
     hidden_size: Width = 1
     layers: Annotated[int, Field(strict=True, ge=1, le=64)] = 2
-    classes: Count = 10
-    init_scale: Rate = 1.0
-    inner_steps: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 250
-    inner_lr: Rate = 0.01
+    classes: Size = 10
+    init_scale: Positive = 1.0
+    inner_steps: InnerSteps = 250
+    inner_lr: Positive = 0.01
     # the slope experiment: the meta-learning is what ranks slopes
-    meta_steps: Annotated[int, Field(strict=True, ge=0, le=10_000_000)] = 60
-    meta_lr: Rate = 0.05
-    meta_batch: Count = 100
+    meta_steps: MetaSteps = 60
+    meta_lr: Positive = 0.05
+    meta_batch: Size = 100
     lr_decay: Fraction = 0.4
-    lr_decay_every: Annotated[int, Field(strict=True, ge=1, le=10**9)] = 30
+    lr_decay_every: Steps = 30
     loss: Literal["rank", "mse"] = "mse"  # as in the authors' code
     target_transform: Literal["log", "none"] = "none"
     l2: NonNegative = 1e-5
     orient: StrictBool = False  # the MLP dish's loss already orders slopes the right way round
-    dishes: Annotated[int, Field(strict=True, ge=1, le=1024)] = 8
+    dishes: Count = 8
     keep_fraction: Fraction = 0.5  # a dish whose meta-learning failed is noise in the ensemble
 
 

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
-from pydantic import Field, StrictBool
+from pydantic import StrictBool
 from pydantic.dataclasses import dataclass
 from torch.func import functional_call
 
+from evo_nas_common.bounds import Count, Fraction, NonNegative, Positive, Size, Steps, Width
 from search_spaces import Genotype, SearchSpace
 from search_spaces.base import CellBatch
-from surrogates.dish_options import OPTIONS, Count, DishOptions, Fraction, NonNegative, Rate, Width
+from surrogates.dish_options import OPTIONS, DishOptions, InnerSteps, MetaSteps
 from surrogates.inner_loop import train_then_score, unrolled_adam
 
 
@@ -38,29 +39,29 @@ class RNNDishOptions(DishOptions):
     """
 
     kind: Literal["rnn"] = "rnn"
-    samples: Count = 64  # too many to memorise in 20 steps: a cell scores by modelling them
-    val_samples: Count = 16  # the validation trajectory is a read-out feature
-    steps: Count = 8  # longer sequences ranked no better and cost more
+    samples: Size = 64  # too many to memorise in 20 steps: a cell scores by modelling them
+    val_samples: Size = 16  # the validation trajectory is a read-out feature
+    steps: Size = 8  # longer sequences ranked no better and cost more
     dims: Width = 8
     input_size: Width = 8
     hidden_size: Width = 8  # a larger dish cell (16) ranked worse
     task: Literal["labels", "bigram"] = "bigram"  # a miniature LM: cells must read and remember
-    classes: Count = 4
-    vocab: Count = 8
+    classes: Size = 4
+    vocab: Size = 8
     score: Literal["val", "train"] = "train"  # how far a cell fitted its training samples
-    inner_steps: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 20
-    inner_lr: Rate = 0.02  # a lighter inner training ranked better than 0.05
+    inner_steps: InnerSteps = 20
+    inner_lr: Positive = 0.02  # a lighter inner training ranked better than 0.05
     # the read-out learns from ground truth in seconds, meta-learning in minutes
-    meta_steps: Annotated[int, Field(strict=True, ge=0, le=10_000_000)] = 0
-    meta_lr: Rate = 0.03
-    meta_batch: Count = 25
+    meta_steps: MetaSteps = 0
+    meta_lr: Positive = 0.03
+    meta_batch: Size = 25
     lr_decay: Fraction = 0.3
-    lr_decay_every: Annotated[int, Field(strict=True, ge=1, le=10**9)] = 40
+    lr_decay_every: Steps = 40
     loss: Literal["rank", "mse"] = "rank"  # only the order of the objectives matters
     target_transform: Literal["log", "none"] = "log"
     l2: NonNegative = 1e-3  # keeps meta-learned inputs in range
     orient: StrictBool = True  # a dish may rank a space's cells inversely
-    dishes: Annotated[int, Field(strict=True, ge=1, le=1024)] = 2  # two steady one's +-0.03
+    dishes: Count = 2  # two steady one's +-0.03
     keep_fraction: Fraction = 1.0  # RNN dishes' training fit tells no good dish from bad
     # a ridge on the records and the space's descriptors, anchored to the zero-shot prior:
     # above the GP on the records at every N, and steady at N = 10 (compare_nbnlp.md)

@@ -24,11 +24,11 @@ import torch
 from pydantic import BeforeValidator, Field, ValidationError
 from scipy.stats import rankdata, spearmanr
 
+from evo_nas_common.bounds import first_error
 from evo_nas_common.devices import resolve_device
 from search_spaces import Genotype, SearchSpace
 from surrogates.base import Capabilities, Surrogate, finite_targets
 from surrogates.dish_cache import FeatureCache
-from surrogates.dish_options import first_error
 from surrogates.mlp_dish import MLPDish, MLPDishOptions
 from surrogates.readout import AnchoredRidge, ReferenceScale, ResidualGP
 from surrogates.rnn_dish import RNNDish, RNNDishOptions
@@ -82,7 +82,7 @@ def dish_options(dish: Any, space: SearchSpace) -> RNNDishOptions | MLPDishOptio
     try:
         return DISHES[value["kind"]](**options)
     except ValidationError as e:
-        raise ValueError(f"dish.{first_error(e)}") from None
+        raise ValueError(first_error(e, "dish")) from None
 
 
 class PetriDishSurrogate(Surrogate):

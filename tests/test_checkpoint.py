@@ -139,7 +139,7 @@ DAMAGED = {
     ),
     "record-without-key": (
         lambda rd: _edit_checkpoints(rd, lambda d: _drop("key")(d["records"][3])),
-        ["records.3.key: Field required"],
+        ["records.3.key: missing required key"],
     ),
     "records-out-of-order": (
         lambda rd: _edit_checkpoints(rd, lambda d: d["records"].reverse()),

@@ -144,7 +144,7 @@ def test_options_are_validated_with_one_line_errors() -> None:
         PTBTrainer(SPACE, train="tiny", device="gpu0")
     with pytest.raises(ValueError, match="missing"):
         PTBTrainer(SPACE, train="tiny", data_dir=Path("/nonexistent/ptb"))
-    with pytest.raises(ValueError, match="hidden: unknown training option"):
+    with pytest.raises(ValueError, match="hidden: unknown key"):
         make_config("cpu", hidden=3)
     with pytest.raises(ValueError, match="lr: Input should be a valid number"):
         make_config("cpu", lr="abc")

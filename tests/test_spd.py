@@ -282,7 +282,7 @@ def test_registry_and_option_errors():
         with pytest.raises(ValueError, match="CUDA is not available"):
             petri_dish(space, **dict(TINY, device="cuda"))
     # the MLP dish has no sequence options: set, they are refused rather than ignored
-    with pytest.raises(ValueError, match="dish.steps: unknown option"):
+    with pytest.raises(ValueError, match="dish.steps: unknown key"):
         petri_dish(space, dish="mlp", steps=4, input_size=4, readout="gp")
 
 

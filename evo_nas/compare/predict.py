@@ -24,19 +24,11 @@ from pydantic import Field, model_validator
 from evo_nas.compare.metrics import ranking_metrics
 from evo_nas.config.components import Component, Section, construct, resolve_component
 from evo_nas.config.errors import ConfigError
-from evo_nas.config.schema import (
-    MAX_SIZE,
-    Count,
-    FilePath,
-    Name,
-    Seed,
-    Size,
-    read_yaml,
-    validate_model,
-)
+from evo_nas.config.schema import FilePath, Name, read_yaml, validate_model
 from evo_nas.execution.evaluation import isolated_rng
 from evo_nas.rundir.files import atomic_write_text
 from evo_nas.rundir.progress import Progress
+from evo_nas_common.bounds import Count, Seed, Size, SizeOrZero
 from ground_truths import GroundTruth
 from ground_truths.table import TableError, parse_genotype_cell
 from search_spaces import Genotype, SearchSpace
@@ -86,9 +78,7 @@ class PredictCompareConfig(Section):
     ground_truth: Component
     surrogates: list[SurrogateEntry] = Field(min_length=1)
     #: training-set sizes; 0 ranks the test set unfitted (surrogates that rank zero-shot)
-    sizes: list[Annotated[int, Field(strict=True, ge=0, le=MAX_SIZE)]] = Field(
-        default_factory=lambda: [10, 25, 50, 100], min_length=1
-    )
+    sizes: list[SizeOrZero] = Field(default_factory=lambda: [10, 25, 50, 100], min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2, 3, 4], min_length=1)
     test: TestSetSection = Field(default_factory=TestSetSection)
     split: SplitSection | None = None
@@ -99,7 +89,7 @@ class PredictCompareConfig(Section):
     scatter_size: Size | None = None
     #: parallel jobs (at most the cores and the jobs there are)
     n_jobs: Count = 1
-    max_train_cells: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
+    max_train_cells: SizeOrZero = 0
 
     @model_validator(mode="before")
     @classmethod

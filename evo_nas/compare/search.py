@@ -19,11 +19,9 @@ from evo_nas.compare.predict import parallel_jobs
 from evo_nas.config.components import Component, Section, validated_options
 from evo_nas.config.errors import ConfigError
 from evo_nas.config.schema import (
-    Count,
     FilePath,
     Name,
     SearchConfig,
-    Seed,
     build_ground_truth,
     build_space,
     parse_config,
@@ -34,6 +32,7 @@ from evo_nas.reports.summary import best_so_far, surrogate_costs
 from evo_nas.rundir.files import RunDir, atomic_write_text
 from evo_nas.rundir.progress import Progress, duration
 from evo_nas.search.launch import resume_search, run_search
+from evo_nas_common.bounds import Count, Seed
 
 
 class MethodEntry(Section):

@@ -31,21 +31,10 @@ from evo_nas.config.components import (
 from evo_nas.config.errors import ConfigError, first_error
 from evo_nas.config.yaml_input import YAMLInputError
 from evo_nas.config.yaml_input import read_yaml as _read_yaml
+from evo_nas_common.bounds import MAX_COUNT, MAX_SIZE, Count, Seed, Size, SizeOrZero
 from ground_truths import GroundTruth
 from search_spaces import GenotypeError, SearchSpace
 from surrogates import Surrogate
-
-#: a seed of python, numpy and torch alike (numpy's legacy seeding takes 32 bits, and the
-#: seeds derived from it, e.g. seed * 1_000_003 + round, stay within torch's 64)
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
-#: the most cells (or steps) a size may ask for: beyond this one step would not end in any
-#: reasonable time, nor fit in memory, so such a value is a typo, refused up front
-MAX_SIZE = 100_000
-Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]
-#: workers, threads, retries and the like
-MAX_COUNT = 1024
-Count = Annotated[int, Field(gt=0, le=MAX_COUNT)]
-
 
 #: the longest path a config may give (Linux's PATH_MAX) and the longest part of one (NAME_MAX)
 MAX_PATH_BYTES, MAX_PART_BYTES = 4096, 255
@@ -108,19 +97,19 @@ class SurrogateLoopSection(Section):
     warmup: Size = 10
     #: rank this many unseen random cells (pool members in pool mode) with the surrogate
     #: before any ground truth and warm up on the best of them; 0: a random warm-up
-    warmup_candidates: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
+    warmup_candidates: SizeOrZero = 0
     generations: Size = 5
     promote: Size = 5
     #: promotion order: the prediction, or ``mean - kappa * spread`` where the surrogate
     #: gives a spread (a lower confidence bound: uncertain cells get a chance)
     promote_by: Literal["mean", "lcb"] = "mean"
     kappa: Annotated[float, Field(ge=0, le=1e6)] = 1.0
-    explore: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 0
+    explore: SizeOrZero = 0
     #: the best cells the ground truth has answered that join every round's population (the
     #: rest: the round's best predicted cells), so evolution searches next to them too; the
     #: default fills the default population with them (NAS-Bench-NLP, 10 seeds: the best
     #: 0.1 % reached in 5 of 10 searches against 1 of 10 with 0; docs/results/search_nbnlp.md)
-    incumbents: Annotated[int, Field(ge=0, le=MAX_SIZE)] = 20
+    incumbents: SizeOrZero = 20
 
 
 class BudgetSection(Section):

@@ -38,6 +38,7 @@ from evo_nas.search.state import (
     genotype_from_data,
     plain,
 )
+from evo_nas_common.bounds import first_error
 from evo_nas_common.statefile import StateError, decode, dumps_encoded, encode, loads_encoded
 from ground_truths import Result
 from search_spaces import Genotype, SearchSpace
@@ -256,13 +257,6 @@ def _records(space: SearchSpace, records: list[_Record]) -> list[dict[str, Any]]
     return out
 
 
-def _short_error(err: ValidationError) -> str:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "checkpoint"
-    more = len(err.errors()) - 1
-    return f"{loc}: {e['msg']}" + (f" (and {more} more)" if more else "")
-
-
 def _read(path: Path, space: SearchSpace) -> Checkpoint:
     try:
         data = path.read_bytes()
@@ -282,7 +276,7 @@ def _read(path: Path, space: SearchSpace) -> Checkpoint:
     try:
         ck = _Checkpoint.model_validate(tree)
     except ValidationError as e:
-        raise _Damaged(_short_error(e)) from None
+        raise _Damaged(first_error(e)) from None
     records = _records(space, ck.records)
     b = ck.boundary
     try:

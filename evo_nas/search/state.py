@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evo_nas.config.errors import first_line
 from evo_nas.search.evolution import genotype_of, make_individual, same_key
+from evo_nas_common.bounds import first_error
 from search_spaces import Genotype, SearchSpace
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -166,9 +167,7 @@ def checked(model: type[_M], data: Any) -> _M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        e = err.errors()[0]
-        loc = ".".join(str(p) for p in e["loc"])
-        raise ValueError(f"{loc}: {e['msg']}" if loc else e["msg"]) from None
+        raise ValueError(first_error(err)) from None
 
 
 def genotype_data(space: SearchSpace, genotype: Genotype) -> Any:
